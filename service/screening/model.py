@@ -1,0 +1,194 @@
+"""Plain data that flows through the screening pipeline.
+
+``RawPatientData`` is what the fetch stage hands over (parsed FHIR R4B resources plus the
+problems met while reading them). ``PatientFacts`` is the normalised, terminology-mapped view the
+rules read. ``ScreeningResult`` is what the rules return. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import IntEnum
+from typing import Any, Literal
+
+__all__ = [
+    "AllergyFact",
+    "BloodPressureReading",
+    "Concept",
+    "ConditionFact",
+    "Finding",
+    "FindingKind",
+    "MedicationFact",
+    "ObservationFact",
+    "PatientFacts",
+    "RawPatientData",
+    "ReadProblem",
+    "ScreeningResult",
+    "Verdict",
+]
+
+FindingKind = Literal["contraindication", "precaution", "interaction", "missing-data", "info"]
+
+
+class Verdict(IntEnum):
+    """Ordered so that ``max()`` picks the verdict a set of findings reaches (REFERENCE: Verdict)."""
+
+    SUITABLE = 0
+    INSUFFICIENT_DATA = 1
+    NEEDS_REVIEW = 2
+    CONTRAINDICATED = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadProblem:
+    """A record that could not be used, e.g. an unparseable resource inside a valid Bundle."""
+
+    reference: str
+    """``ResourceType/id`` where known, else ``entry[N]``."""
+    problem: str
+
+
+@dataclass(slots=True)
+class RawPatientData:
+    """One patient's records as read from a Bundle file or a FHIR server (fhir.resources R4B)."""
+
+    patient_id: str
+    patient: Any | None = None
+    resources: list[Any] = field(default_factory=list)
+    """Condition, MedicationStatement, MedicationRequest, AllergyIntolerance, Observation."""
+    medications: dict[str, Any] = field(default_factory=dict)
+    """Referenced Medication resources by ``Medication/id``."""
+    problems: list[ReadProblem] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    """``ResourceType/id`` -> ``meta.versionId`` where the source gave one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Concept:
+    """A CodeableConcept reduced to what matching needs."""
+
+    codes: frozenset[tuple[str, str]]
+    """(system key, normalised code): system keys are those of ``fhir_maps/terminology.yaml``."""
+    texts: tuple[str, ...]
+    """``text`` and every ``coding.display``, as written."""
+
+    @property
+    def label(self) -> str:
+        return self.texts[0] if self.texts else ", ".join(f"{s} {c}" for s, c in sorted(self.codes))
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionFact:
+    ref: str
+    concept: Concept
+    clinical_status: str | None
+    verification_status: str | None
+    recorded: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationFact:
+    ref: str
+    """``MedicationStatement/id`` or ``MedicationRequest/id``."""
+    concept: Concept
+    """The medication's own code plus the codes of its ingredients."""
+    status: str | None
+    period_end: datetime | None
+    recorded: datetime | None
+    medication_ref: str | None = None
+    """``Medication/id`` or ``#contained`` when the drug came from a Medication resource."""
+
+
+@dataclass(frozen=True, slots=True)
+class AllergyFact:
+    ref: str
+    concept: Concept
+    clinical_status: str | None
+    verification_status: str | None
+    recorded: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    value: float
+    unit: str | None
+    """UCUM code where given, else the printed unit; ``None`` when the data has neither."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationFact:
+    ref: str
+    concept: Concept
+    status: str | None
+    effective: datetime | None
+    quantity: Quantity | None
+    answer: Concept | None
+    components: tuple[tuple[Concept, Quantity | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BloodPressureReading:
+    at: datetime
+    systolic: float | None
+    diastolic: float | None
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientFacts:
+    patient: str
+    """``Patient/id``."""
+    birth_date: date | None
+    conditions: tuple[ConditionFact, ...] = ()
+    medications: tuple[MedicationFact, ...] = ()
+    allergies: tuple[AllergyFact, ...] = ()
+    observations: tuple[ObservationFact, ...] = ()
+    problems: tuple[ReadProblem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: FindingKind
+    rule: str
+    severity: str
+    summary: str
+    evidence: tuple[str, ...]
+    source: str
+    detail: str = ""
+    """Longer text for people: what to do, what to collect, the management of an interaction."""
+    records: tuple[tuple[str, str, datetime | None], ...] = ()
+    """(reference, what it is, when recorded) for each evidence record, for reports."""
+
+    def as_contract(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "rule": self.rule,
+            "severity": self.severity,
+            "summary": self.summary,
+            "evidence": list(self.evidence),
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningResult:
+    patient: str
+    as_of: datetime
+    ruleset: str
+    verdict: Verdict
+    findings: tuple[Finding, ...]
+
+    def as_contract(self) -> dict[str, Any]:
+        """The JSON contract shared by the CLI and the REST API."""
+        return {
+            "patient": self.patient,
+            "as_of": self.as_of.isoformat().replace("+00:00", "Z"),
+            "ruleset": self.ruleset,
+            "verdict": self.verdict.label,
+            "findings": [f.as_contract() for f in self.findings],
+        }
