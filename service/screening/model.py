@@ -32,7 +32,7 @@ FindingKind = Literal["contraindication", "precaution", "interaction", "missing-
 
 
 class Verdict(IntEnum):
-    """Ordered so that ``max()`` picks the verdict a set of findings reaches (REFERENCE: Verdict)."""
+    """Ordered so that ``max()`` picks the verdict a set of findings reaches (REFERENCE)."""
 
     SUITABLE = 0
     INSUFFICIENT_DATA = 1
@@ -102,6 +102,8 @@ class MedicationFact:
     recorded: datetime | None
     medication_ref: str | None = None
     """``Medication/id`` or ``#contained`` when the drug came from a Medication resource."""
+    unresolved: bool = False
+    """The referenced Medication was not found, so the drug is known by its display at best."""
 
 
 @dataclass(frozen=True, slots=True)

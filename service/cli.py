@@ -1,0 +1,159 @@
+"""The ``ketamine-screen`` command line: the only place that exits the process.
+
+Exit codes: 0 done; 1 the FHIR server or the network failed; 2 bad input (a file, an argument).
+Errors are one line on stderr, without a traceback and without patient data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import TextIO
+
+from service import __version__
+from service.config import get_settings
+from service.errors import FhirError, InputError, ServiceError
+from service.fhir.bundle import load_bundle
+from service.render.report import text_report
+from service.screening.engine import BloodPressurePolicy, screen
+from service.screening.model import RawPatientData, ScreeningResult
+
+__all__ = ["main", "parse_as_of"]
+
+log = logging.getLogger("ketamine_screen")
+
+
+def parse_as_of(text: str) -> datetime:
+    """An ISO 8601 date or date-time; a bare date means the end of that day (UTC)."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(23, 59, 59), UTC)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--as-of {text!r} is not an ISO 8601 date-time") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _policy() -> BloodPressurePolicy:
+    s = get_settings()
+    return BloodPressurePolicy(s.bp_window_days, s.bp_systolic_uncontrolled,
+                               s.bp_diastolic_uncontrolled, s.bp_systolic_elevated,
+                               s.bp_diastolic_elevated)
+
+
+def _emit(result: ScreeningResult, fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        out.write(json.dumps(result.as_contract(), indent=2) + "\n")
+    else:
+        out.write(text_report(result))
+
+
+async def _from_server(base: str, patient: str, as_of: datetime) -> RawPatientData:
+    from service.fhir.client import FhirClient
+
+    async with FhirClient(base) as client:
+        return await client.read_patient_data(
+            patient, as_of=as_of, bp_window_days=get_settings().bp_window_days
+        )
+
+
+async def _write_back(base: str, result: ScreeningResult, raw: RawPatientData) -> list[str]:
+    from service.fhir.client import FhirClient
+    from service.fhir.transaction import write_screening
+
+    async with FhirClient(base) as client:
+        return await write_screening(client, result, versions=raw.versions)
+
+
+def _screen(args: argparse.Namespace, out: TextIO) -> int:
+    as_of = args.as_of or datetime.now(UTC).replace(microsecond=0)
+    if args.bundle:
+        raw = load_bundle(Path(args.bundle), args.patient)
+    else:
+        if not (args.fhir_base and args.patient):
+            raise InputError("screen needs --bundle FILE, or --fhir-base URL with --patient ID")
+        raw = asyncio.run(_from_server(args.fhir_base, args.patient, as_of))
+    for problem in raw.problems:
+        sys.stderr.write(f"ketamine-screen: warning: {problem.reference}: {problem.problem}\n")
+    result = screen(raw, as_of, policy=_policy())
+    _emit(result, args.format, out)
+    if args.write_back:
+        if not args.fhir_base:
+            raise InputError("--write-back needs --fhir-base URL (the server to write to)")
+        written = asyncio.run(_write_back(args.fhir_base, result, raw))
+        sys.stderr.write(f"ketamine-screen: wrote {len(written)} resource(s): "
+                         f"{', '.join(written)}\n")
+    return 0
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from service.demo import demo_patients
+
+    as_of = args.as_of or parse_as_of("2026-11-27")
+    for path in demo_patients():
+        result = screen(load_bundle(path), as_of, policy=_policy())
+        if args.format == "json":
+            _emit(result, "json", out)
+        else:
+            out.write(f"=== demo patient {path.stem} ===\n")
+            out.write(text_report(result))
+            out.write("\n")
+    return 0
+
+
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    import uvicorn
+
+    uvicorn.run("service.main:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info", proxy_headers=True)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ketamine-screen", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    scr = sub.add_parser("screen", help="screen one patient from a Bundle file or a FHIR server")
+    scr.add_argument("--bundle", metavar="FILE", help="a FHIR R4 Bundle (JSON)")
+    scr.add_argument("--fhir-base", metavar="URL", help="FHIR R4 base URL")
+    scr.add_argument("--patient", metavar="ID", help="Patient id (required with --fhir-base)")
+    scr.add_argument("--as-of", type=parse_as_of, help="evaluation time (ISO 8601; default now)")
+    scr.add_argument("--format", choices=("text", "json"), default="text")
+    scr.add_argument("--write-back", action="store_true",
+                     help="write the screening Observation to --fhir-base")
+    scr.set_defaults(run=_screen)
+
+    demo = sub.add_parser("demo", help="screen the embedded demo patients (no EHR needed)")
+    demo.add_argument("--as-of", type=parse_as_of)
+    demo.add_argument("--format", choices=("text", "json"), default="text")
+    demo.set_defaults(run=_demo)
+
+    srv = sub.add_parser("serve", help="run the web service")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--workers", type=int, default=1)
+    srv.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args, out or sys.stdout))
+    except InputError as exc:
+        sys.stderr.write(f"ketamine-screen: error: {exc}\n")
+        return 2
+    except FhirError as exc:
+        sys.stderr.write(f"ketamine-screen: error: {exc}\n")
+        return 1
+    except ServiceError as exc:
+        sys.stderr.write(f"ketamine-screen: error: {exc}\n")
+        return 1

@@ -1,0 +1,156 @@
+"""Reads one patient's records from a FHIR Bundle (a file, or a JSON body already in memory).
+
+Whole-file problems (not JSON, not a Bundle) raise :class:`BundleError`. A single resource that
+fails to parse is reported as a ``ReadProblem`` and the rest is screened: never dropped silently.
+Both ``Patient/id`` references and transaction-style ``urn:uuid`` references are understood.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+
+from service.errors import BundleError
+from service.screening.model import RawPatientData, ReadProblem
+
+__all__ = ["SCREENED_TYPES", "load_bundle", "parse_bundle", "parse_resource"]
+
+SCREENED_TYPES = frozenset(
+    {"Condition", "MedicationStatement", "MedicationRequest", "AllergyIntolerance", "Observation"}
+)
+_PATIENT_FIELD = {"AllergyIntolerance": "patient"}
+
+
+def parse_resource(data: Mapping[str, Any]) -> Any:
+    """One resource as a fhir.resources R4B model; ``ValueError`` says why it is not valid."""
+    kind = data.get("resourceType")
+    if not isinstance(kind, str):
+        raise ValueError("no resourceType")
+    try:
+        model = get_fhir_model_class(kind)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"unknown resourceType {kind!r}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or kind
+        raise ValueError(f"{where}: {first['msg']}") from exc
+
+
+def load_bundle(path: Path, patient_id: str | None = None) -> RawPatientData:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: cannot read the file ({exc.__class__.__name__})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: not JSON (line {exc.lineno}, column {exc.colno})") from exc
+    return parse_bundle(data, str(path), patient_id)
+
+
+def _entries(data: object, source: str) -> list[tuple[str | None, object]]:
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        kind = data.get("resourceType") if isinstance(data, dict) else type(data).__name__
+        raise BundleError(f"{source}: not a FHIR Bundle (resourceType is {kind!r})")
+    entries = data.get("entry", [])
+    if not isinstance(entries, list):
+        raise BundleError(f"{source}: Bundle.entry is not a list")
+    out: list[tuple[str | None, object]] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            out.append((None, entry))
+            continue
+        full_url = entry.get("fullUrl")
+        out.append((full_url if isinstance(full_url, str) else None, entry.get("resource")))
+    return out
+
+
+def _reference_key(reference: str | None) -> str | None:
+    """``http://x/fhir/Patient/1/_history/2`` -> ``Patient/1``; ``urn:uuid:..`` stays itself."""
+    if not reference:
+        return None
+    if reference.startswith("urn:"):
+        return reference
+    parts = reference.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    return "/".join(parts[-2:]) if len(parts) >= 2 else reference
+
+
+def parse_bundle(data: object, source: str, patient_id: str | None = None) -> RawPatientData:
+    parsed: list[tuple[str | None, Any]] = []
+    problems: list[ReadProblem] = []
+    for index, (full_url, resource) in enumerate(_entries(data, source)):
+        label = _label(resource, full_url, index)
+        if not isinstance(resource, dict):
+            problems.append(ReadProblem(label, "entry has no resource"))
+            continue
+        try:
+            parsed.append((full_url, parse_resource(resource)))
+        except ValueError as exc:
+            problems.append(ReadProblem(label, str(exc)))
+    if not parsed and problems:
+        raise BundleError(f"{source}: no resource in the Bundle could be read ({problems[0]})")
+    return _collect(parsed, problems, source, patient_id)
+
+
+def _label(resource: object, full_url: str | None, index: int) -> str:
+    if isinstance(resource, dict) and resource.get("resourceType") and resource.get("id"):
+        return f"{resource['resourceType']}/{resource['id']}"
+    return full_url or f"entry[{index}]"
+
+
+def _collect(parsed: list[tuple[str | None, Any]], problems: list[ReadProblem], source: str,
+             patient_id: str | None) -> RawPatientData:
+    aliases: dict[str, str] = {}
+    for full_url, res in parsed:
+        if res.id is None and full_url and full_url.startswith("urn:uuid:"):
+            res.id = full_url.removeprefix("urn:uuid:")
+        if res.id is not None and full_url:
+            aliases[full_url] = f"{res.get_resource_type()}/{res.id}"
+    patients = [res for _, res in parsed if res.get_resource_type() == "Patient"]
+    patient = _choose_patient(patients, parsed, aliases, source, patient_id)
+    target = f"Patient/{patient}"
+    raw = RawPatientData(patient_id=patient)
+    raw.patient = next((p for p in patients if p.id == patient), None)
+    raw.problems.extend(problems)
+    for full_url, res in parsed:
+        key = f"{res.get_resource_type()}/{res.id}"
+        if res.meta is not None and res.meta.versionId:
+            raw.versions[key] = res.meta.versionId
+        if res.get_resource_type() == "Medication":
+            raw.medications[key] = res
+            if full_url:
+                raw.medications[full_url] = res
+        elif res.get_resource_type() in SCREENED_TYPES and _subject(res, aliases) == target:
+            raw.resources.append(res)
+    return raw
+
+
+def _subject(res: Any, aliases: Mapping[str, str]) -> str | None:
+    ref = getattr(res, _PATIENT_FIELD.get(res.get_resource_type(), "subject"), None)
+    key = _reference_key(ref.reference if ref is not None else None)
+    return aliases.get(key, key) if key else None
+
+
+def _choose_patient(patients: list[Any], parsed: Iterable[tuple[str | None, Any]],
+                    aliases: Mapping[str, str], source: str, wanted: str | None) -> str:
+    if wanted:
+        return wanted
+    if len(patients) == 1 and patients[0].id:
+        return str(patients[0].id)
+    if len(patients) > 1:
+        raise BundleError(f"{source}: the Bundle holds {len(patients)} patients; name one with "
+                          "--patient")
+    subjects = {s for _, res in parsed if res.get_resource_type() in SCREENED_TYPES
+                for s in [_subject(res, aliases)] if s and s.startswith("Patient/")}
+    if len(subjects) == 1:
+        return subjects.pop().removeprefix("Patient/")
+    raise BundleError(f"{source}: cannot tell which patient to screen; name one with --patient")
