@@ -1,0 +1,215 @@
+"""Engine behaviour beyond the case table: data-quality findings, ordering, the maps' loader."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from service.errors import MapError
+from service.fhir.bundle import parse_bundle
+from service.screening import ruleset as ruleset_module
+from service.screening.engine import BloodPressurePolicy, screen
+from service.screening.matching import default_matcher
+from service.screening.model import Verdict
+from tests.builders import AS_OF, PatientBuilder
+
+
+def run(p: PatientBuilder, bundle: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    raw = parse_bundle(bundle or p.bundle(), "test")
+    return screen(raw, AS_OF, **kwargs).as_contract()
+
+
+def rules(contract: dict[str, Any]) -> set[str]:
+    return {f["rule"] for f in contract["findings"]}
+
+
+def test_weight_missing_is_information_only() -> None:
+    p = PatientBuilder("w1", normal_vitals=False)
+    p.bp(120, 70)
+    contract = run(p)
+    assert "info-weight-missing" in rules(contract)
+    assert contract["verdict"] == "suitable"
+    p.weight(60)
+    assert "info-weight-missing" not in rules(run(p))
+
+
+def test_age_unknown_without_birth_date() -> None:
+    p = PatientBuilder("age1")
+    bundle = p.bundle()
+    del bundle["entry"][0]["resource"]["birthDate"]
+    contract = run(p, bundle)
+    assert "info-age-unknown" in rules(contract)
+    assert contract["verdict"] == "suitable"
+    assert "info-age-unknown" not in rules(run(p))
+
+
+def test_one_unparseable_resource_is_reported_and_the_rest_screened() -> None:
+    p = PatientBuilder("bad1")
+    aneurysm = p.condition("I71.4", "Abdominal aortic aneurysm")
+    bundle = p.bundle()
+    bundle["entry"].append({"resource": {"resourceType": "Observation", "id": "broken",
+                                         "status": "final", "code": {"text": "x"},
+                                         "valueQuantity": {"value": "not a number"}}})
+    contract = run(p, bundle)
+    by_rule = {f["rule"]: f for f in contract["findings"]}
+    assert by_rule["md-unreadable-record"]["evidence"] == ["Observation/broken"]
+    assert by_rule["ci-aneurysm"]["evidence"] == [aneurysm]
+    assert contract["verdict"] == "contraindicated"
+    # On its own, an unreadable record means the screen rests on incomplete data.
+    clean = PatientBuilder("bad2")
+    bundle = clean.bundle()
+    bundle["entry"].append({"resource": {"resourceType": "Condition", "id": "broken2",
+                                         "subject": {"reference": "Patient/bad2"},
+                                         "onsetDateTime": "yesterday"}})
+    assert run(clean, bundle)["verdict"] == "insufficient-data"
+    assert "md-unreadable-record" not in rules(run(clean))
+
+
+def test_unresolved_medication_reference_is_missing_data() -> None:
+    p = PatientBuilder("ref1")
+    bundle = p.bundle()
+    bundle["entry"].append({"resource": {
+        "resourceType": "MedicationStatement", "id": "ms-x", "status": "active",
+        "subject": {"reference": "Patient/ref1"},
+        "medicationReference": {"reference": "Medication/not-here"}}})
+    contract = run(p, bundle)
+    by_rule = {f["rule"]: f for f in contract["findings"]}
+    assert by_rule["md-unreadable-record"]["evidence"] == ["MedicationStatement/ms-x"]
+    assert contract["verdict"] == "insufficient-data"
+
+
+def test_unresolved_reference_with_a_display_is_still_matched_by_name() -> None:
+    p = PatientBuilder("ref2")
+    bundle = p.bundle()
+    bundle["entry"].append({"resource": {
+        "resourceType": "MedicationStatement", "id": "ms-y", "status": "active",
+        "subject": {"reference": "Patient/ref2"},
+        "medicationReference": {"reference": "Medication/elsewhere", "display": "Ativan 1 mg"}}})
+    contract = run(p, bundle)
+    assert "ix-benzodiazepines" in rules(contract)
+
+
+def test_findings_are_most_severe_first_and_deterministic() -> None:
+    p = PatientBuilder("ord1", normal_vitals=False)
+    p.condition("F20.9", "Schizophrenia")
+    p.medication(text="levothyroxine")
+    p.medication(text="morphine")
+    p.condition("I61.9", "Intracerebral hemorrhage")
+    first = run(p)
+    kinds = [f["kind"] for f in first["findings"]]
+    assert kinds[0] == "contraindication"
+    assert kinds.index("missing-data") > kinds.index("precaution")
+    severities = [f["severity"] for f in first["findings"] if f["kind"] == "interaction"]
+    assert severities == ["major", "minor"]
+    assert json.dumps(first) == json.dumps(run(p))
+
+
+def test_contract_shape() -> None:
+    contract = run(PatientBuilder("shape1"))
+    assert set(contract) == {"patient", "as_of", "ruleset", "verdict", "findings"}
+    assert contract["patient"] == "Patient/shape1"
+    assert contract["as_of"] == "2026-06-15T12:00:00Z"
+    assert contract["ruleset"] == "v1"
+    p = PatientBuilder("shape2")
+    p.condition("I72.0", "Aneurysm of carotid artery")
+    finding = run(p)["findings"][0]
+    assert set(finding) == {"kind", "rule", "severity", "summary", "evidence", "source"}
+    assert finding["source"] == "SPRAVATO-PI 4"
+
+
+def test_window_and_thresholds_are_configurable() -> None:
+    p = PatientBuilder("cfg1", normal_vitals=False)
+    p.weight(70)
+    p.bp(150, 80, days_ago=45)
+    assert run(p)["verdict"] == "insufficient-data"
+    wide = BloodPressurePolicy(60, 180, 100, 140, 90)
+    assert run(p, policy=wide)["verdict"] == "needs-review"
+    strict = BloodPressurePolicy(60, 145, 100, 130, 85)
+    assert run(p, policy=strict)["verdict"] == "contraindicated"
+
+
+def test_window_edge_is_inclusive() -> None:
+    p = PatientBuilder("edge1", normal_vitals=False)
+    p.weight(70)
+    p.bp(150, 80, days_ago=30)
+    assert run(p)["verdict"] == "needs-review"
+    q = PatientBuilder("edge2", normal_vitals=False)
+    q.weight(70)
+    q.bp(150, 80, days_ago=30 + 1 / 24)
+    assert run(q)["verdict"] == "insufficient-data"
+
+
+def test_icd_category_ranges_include_letter_categories() -> None:
+    m = default_matcher()
+    from service.screening.model import Concept
+
+    def pregnancy(code: str) -> bool:
+        concept = Concept(frozenset({("icd10cm", code)}), ())
+        return any(r.id == "pr-pregnancy" for r in m.condition_rules(concept))
+
+    assert pregnancy("O9A211")
+    assert pregnancy("O00")
+    assert pregnancy("O99891")
+    assert not pregnancy("P00")
+    assert not pregnancy("N99")
+
+
+def test_names_match_whole_words_only() -> None:
+    m = default_matcher()
+    from service.screening.model import Concept
+
+    assert m.interaction_classes(Concept(frozenset(), ("XANAX 1mg",)))
+    assert not m.interaction_classes(Concept(frozenset(), ("Xanaxol",)))
+    assert not m.interaction_classes(Concept(frozenset(), ("codeinex",)))
+
+
+def test_verdict_order() -> None:
+    assert Verdict.CONTRAINDICATED > Verdict.NEEDS_REVIEW > Verdict.INSUFFICIENT_DATA
+    assert Verdict.INSUFFICIENT_DATA > Verdict.SUITABLE
+    assert Verdict.NEEDS_REVIEW.label == "needs-review"
+
+
+def test_malformed_map_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = ruleset_module._read
+
+    def broken(name: str) -> dict[str, Any]:
+        data = good(name)
+        if name == ruleset_module.RULESET_FILE:
+            data["conditions"][0]["scope"] = "sometimes"
+        return data
+
+    monkeypatch.setattr(ruleset_module, "_read", broken)
+    ruleset_module.load_ruleset.cache_clear()
+    try:
+        with pytest.raises(MapError, match=r"ruleset-v1.yaml: conditions.0.scope"):
+            ruleset_module.load_ruleset()
+    finally:
+        ruleset_module.load_ruleset.cache_clear()
+
+
+def test_rule_without_a_declared_source_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = ruleset_module._read
+
+    def unsourced(name: str) -> dict[str, Any]:
+        data = good(name)
+        if name == ruleset_module.RULESET_FILE:
+            data["interactions"][0]["source"] = "a blog post"
+        return data
+
+    monkeypatch.setattr(ruleset_module, "_read", unsourced)
+    ruleset_module.load_ruleset.cache_clear()
+    try:
+        with pytest.raises(MapError, match="ix-opioids cites 'a blog post'"):
+            ruleset_module.load_ruleset()
+    finally:
+        ruleset_module.load_ruleset.cache_clear()
+
+
+def test_as_of_must_be_aware() -> None:
+    raw = parse_bundle(PatientBuilder("tz1").bundle(), "test")
+    with pytest.raises(ValueError, match="timezone"):
+        screen(raw, AS_OF.replace(tzinfo=None))
+    assert screen(raw, AS_OF + timedelta(hours=1)).verdict == Verdict.SUITABLE
