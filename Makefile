@@ -1,0 +1,71 @@
+# Two commands matter: `make demo` and `make test`. Everything else is what they stand on.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+SANDBOX_PORT ?= 8080
+export SANDBOX_PORT
+
+.PHONY: setup demo demo-ui test test-unit sandbox sandbox-build browser lint bench bench-engine \
+        serve container-check openapi clean
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job on the embedded demo patients: no EHR, no network.
+demo: setup
+	$(BIN)/ketamine-screen demo
+
+## The clinician's screens on the demo patients, through a stand-in EHR launcher page.
+demo-ui: setup
+	KETAMINE_DEMO=1 $(BIN)/ketamine-screen serve --port 8000
+
+## Every test: unit, the HAPI FHIR sandbox (built and started by the suite), the browser tests.
+test: setup sandbox-build browser
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest -m "not integration and not browser"
+
+sandbox-build: setup
+	$(BIN)/python tests/sandbox/manage.py build
+
+## HAPI FHIR sandbox in the foreground on http://127.0.0.1:$(SANDBOX_PORT)/fhir
+sandbox: sandbox-build
+	$(BIN)/python tests/sandbox/manage.py run
+
+## Debian's Chromium for the real-browser tests (Playwright's own download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  >/dev/null || { echo "could not install chromium (run as root, or install it)"; exit 1; }; }
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench-engine: setup
+	$(BIN)/python -m bench.engine
+
+bench: setup sandbox-build
+	$(BIN)/python -m bench.engine
+	@if [ -f bench/service.py ]; then $(BIN)/python -m bench.service; fi
+
+serve: setup
+	$(BIN)/ketamine-screen serve
+
+openapi: setup
+	$(BIN)/python -m service.openapi > openapi/openapi.json
+
+## What the Dockerfile does, without Docker: wheel -> fresh venv -> serve -> /healthz.
+container-check: setup
+	bash scripts/container-check.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info tests/sandbox/target test-artifacts
