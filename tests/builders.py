@@ -23,6 +23,7 @@ ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-cli
 ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 
 AS_OF = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+EXAMPLE_BASE = "https://ehr.example.org/fhir"
 
 
 def iso(moment: datetime) -> str:
@@ -163,8 +164,8 @@ class PatientBuilder:
     def bundle(self) -> dict[str, Any]:
         entries = [self.patient(), *self.resources]
         return {"resourceType": "Bundle", "type": "collection",
-                "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r}
-                          for r in entries]}
+                "entry": [{"fullUrl": f"{EXAMPLE_BASE}/{r['resourceType']}/{r['id']}",
+                           "resource": r} for r in entries]}
 
 
 def _quantity(value: float, unit: str | None) -> dict[str, Any]:
