@@ -1,0 +1,197 @@
+"""HTTP plumbing under the FHIR client: bounded retries and FHIR error mapping.
+
+httpx has timeouts and connection pooling but no retry policy for *responses*, so this module adds a
+small one: exponential backoff with jitter for 429/502/503/504 and for transport errors, honouring
+``Retry-After`` (RFC 9110 section 10.2.3: delay-seconds or an HTTP-date), capped so that one hostile
+header cannot stall a request.
+
+Errors follow the FHIR RESTful API (https://hl7.org/fhir/R4/http.html#summary): a failed interaction
+answers with an HTTP status and usually an OperationOutcome, whose ``issue.diagnostics`` /
+``issue.details.text`` are what we quote. Nothing here logs bodies: only method, path, status,
+duration and the ``X-Request-ID`` we send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from service.errors import (
+    FhirAuthError,
+    FhirError,
+    FhirNotFound,
+    FhirProtocolError,
+    FhirRejected,
+    FhirTimeout,
+    FhirUnavailable,
+)
+
+__all__ = [
+    "RETRY_STATUSES",
+    "RetryPolicy",
+    "check_response",
+    "json_body",
+    "outcome_text",
+    "retry_after_seconds",
+    "send_with_retry",
+]
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+"""Answers that say "try again later"; a 500 is a bug on the server and is not retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 3
+    """Extra attempts after the first one."""
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    retry_after_cap: float = 30.0
+    """The longest ``Retry-After`` we honour; longer asks are cut to this."""
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        if retry_after is not None:
+            return max(0.0, min(retry_after, self.retry_after_cap))
+        ceiling = min(self.max_delay, self.base_delay * (2.0**attempt))
+        # "Equal jitter": half fixed, half random, so concurrent clients spread out.
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Parse ``Retry-After``: delay-seconds or an HTTP-date. ``None`` when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _path(request: httpx.Request) -> str:
+    # The path carries resource types and ids only; the query (search values) is left out.
+    return request.url.path
+
+
+async def send_with_retry(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    policy: RetryPolicy,
+    retry: bool,
+) -> httpx.Response:
+    """Send ``request``; retry transport errors and RETRY_STATUSES when ``retry`` is true.
+
+    Only idempotent requests may be retried: GETs, and transactions whose every entry is a
+    conditional create (see service.fhir.transaction). Returns the last response, whatever its
+    status, once retries are spent on a retryable status; raises FhirTimeout / FhirUnavailable when
+    the last attempt failed in transport.
+    """
+    request_id = request.headers.setdefault("X-Request-ID", uuid.uuid4().hex)
+    attempts = 1 + (policy.max_retries if retry else 0)
+    for attempt in range(attempts):
+        started = time.perf_counter()
+        last_try = attempt == attempts - 1
+        try:
+            response = await client.send(request)
+        except httpx.TimeoutException as exc:
+            log.warning("%s %s timed out (request %s, attempt %d)",
+                        request.method, _path(request), request_id, attempt + 1)
+            if last_try:
+                raise FhirTimeout(f"FHIR server did not answer in time: {request.method} "
+                                  f"{_path(request)} (request {request_id})") from exc
+            await asyncio.sleep(policy.delay(attempt, None))
+            continue
+        except httpx.TransportError as exc:
+            log.warning("%s %s failed in transport: %s (request %s, attempt %d)",
+                        request.method, _path(request), type(exc).__name__, request_id,
+                        attempt + 1)
+            if last_try:
+                raise FhirUnavailable(f"FHIR server unreachable: {request.method} "
+                                      f"{_path(request)}: {type(exc).__name__} "
+                                      f"(request {request_id})") from exc
+            await asyncio.sleep(policy.delay(attempt, None))
+            continue
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.debug("%s %s -> %d in %.0f ms (request %s)",
+                  request.method, _path(request), response.status_code, elapsed_ms, request_id)
+        if response.status_code in RETRY_STATUSES and not last_try:
+            wait = policy.delay(attempt, retry_after_seconds(response.headers.get("Retry-After")))
+            await response.aclose()
+            log.warning("%s %s -> %d, retrying in %.2f s (request %s)", request.method,
+                        _path(request), response.status_code, wait, request_id)
+            await asyncio.sleep(wait)
+            continue
+        return response
+    raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+
+def outcome_text(response: httpx.Response) -> str:
+    """The OperationOutcome's issue texts, joined; a short fallback when there is none."""
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return f"HTTP {response.status_code} without an OperationOutcome"
+    if not isinstance(data, dict) or data.get("resourceType") != "OperationOutcome":
+        return f"HTTP {response.status_code} without an OperationOutcome"
+    issues = [i for i in data.get("issue") or [] if isinstance(i, dict)]
+    # Validation answers list warnings and best-practice notes too; the errors are the reason.
+    errors = [i for i in issues if i.get("severity") in ("fatal", "error")]
+    texts: list[str] = []
+    for issue in errors or issues:
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+        if text:
+            where = ", ".join(issue.get("expression") or issue.get("location") or [])
+            texts.append(f"{text} ({where})" if where else str(text))
+    return "; ".join(texts) or f"HTTP {response.status_code} with an empty OperationOutcome"
+
+
+def check_response(response: httpx.Response, *, what: str) -> None:
+    """Raise the service error that a non-2xx answer means; ``what`` names the target for messages.
+
+    ``what`` must carry no PHI: a resource type and id, or an interaction name.
+    """
+    status = response.status_code
+    if status < 300:
+        return
+    error: type[FhirError]
+    if status in (401, 403):
+        error, message = FhirAuthError, f"FHIR server refused {what} ({status}): "
+    elif status in (404, 410):
+        error, message = FhirNotFound, f"not found: {what} ({status}): "
+    elif status in RETRY_STATUSES or status >= 500:
+        error, message = FhirUnavailable, f"FHIR server failed {what} ({status}): "
+    else:
+        error, message = FhirRejected, f"FHIR server rejected {what} ({status}): "
+    raise error(message + outcome_text(response), status=status)
+
+
+def json_body(response: httpx.Response, *, what: str) -> dict[str, Any]:
+    """The answer as a JSON object, or FhirProtocolError."""
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FhirProtocolError(f"malformed JSON from the FHIR server for {what}",
+                                status=response.status_code) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+        raise FhirProtocolError(f"the FHIR server's answer for {what} is not a FHIR resource",
+                                status=response.status_code)
+    return data

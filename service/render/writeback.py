@@ -1,0 +1,251 @@
+"""The screening result as FHIR R4 resources: one Observation, DetectedIssues, and a Provenance.
+
+Choices, with the spec sections behind them:
+
+- **Observation** (https://hl7.org/fhir/R4/observation.html): code and verdict from our CodeSystem
+  (no LOINC exists), category ``survey``, one ``component`` per finding. ``derivedFrom`` may only
+  point at DocumentReference, ImagingStudy, Media, QuestionnaireResponse, Observation or
+  MolecularSequence, so only Observation evidence goes there; **all** evidence (Conditions,
+  medications, allergies too) is listed as ``Provenance.entity`` with role ``source``
+  (https://hl7.org/fhir/R4/provenance.html), and each DetectedIssue names its own evidence in
+  ``implicated`` (Reference(Any)). The ruleset version is ``method.text`` and is part of the
+  identifier.
+- **DetectedIssue** (https://hl7.org/fhir/R4/detectedissue.html), in the style of the HL7 PDDI CDS
+  IG: one per contraindication and per major or moderate interaction; ``code`` v3-ActCode ``DRG``
+  for interactions, our ``contraindication`` code otherwise; the management text goes in
+  ``detail``. ``mitigation`` is left empty on purpose: it records an action *taken* by a clinician
+  (``mitigation.action`` + ``author``), which the app cannot claim.
+- **Provenance**: targets every resource written; agents are the app (a Device, created in the same
+  transaction) and the launching clinician when there is one; activity v3-DataOperation CREATE.
+  R4 Provenance has no identifier, so its idempotency key is a ``meta.tag``.
+
+Identifiers are deterministic (patient, ruleset, evaluation time, evidence versions), so writing the
+same result twice creates one set (service.fhir.transaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.coding import Coding
+from fhir.resources.R4B.detectedissue import DetectedIssue, DetectedIssueEvidence
+from fhir.resources.R4B.device import Device, DeviceDeviceName, DeviceVersion
+from fhir.resources.R4B.meta import Meta
+from fhir.resources.R4B.observation import Observation, ObservationComponent
+from fhir.resources.R4B.provenance import Provenance, ProvenanceAgent, ProvenanceEntity
+from fhir.resources.R4B.reference import Reference
+
+from service import __version__
+from service.fhir.codesystems import CS_SCREENING, IDENTIFIER_BASE, display
+from service.fhir.transaction import TransactionResult, TxEntry, build_transaction, submit
+from service.screening.model import Finding, ScreeningResult
+
+if TYPE_CHECKING:
+    from fhir.resources.R4B.bundle import Bundle
+
+    from service.fhir.client import FhirClient
+
+__all__ = [
+    "APP_NAME",
+    "ScreeningWrite",
+    "app_device_entry",
+    "build_screening_write",
+    "provenance_entry",
+    "reference_to",
+    "write_screening",
+]
+
+APP_NAME = "ketamine-screen"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+DERIVED_FROM_TYPES = frozenset({"DocumentReference", "ImagingStudy", "Media",
+                                "QuestionnaireResponse", "Observation", "MolecularSequence"})
+_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+
+
+def reference_to(kind: str, ref: str) -> str:
+    """``Kind/id`` from ``Kind/id`` or a bare id."""
+    return ref if ref.startswith(f"{kind}/") else f"{kind}/{ref}"
+
+
+def _evidence_refs(refs: Sequence[str]) -> list[str]:
+    """Evidence that is a literal ``Type/id`` reference (Bundle-file pseudo refs are left out)."""
+    return list(dict.fromkeys(ref for ref in refs if _REFERENCE.match(ref)))
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def app_device_entry() -> TxEntry:
+    """The app itself as a Device, one per released version (agent of every Provenance)."""
+    value = f"{APP_NAME}-{__version__}"
+    system = f"{IDENTIFIER_BASE}/device"
+    device = Device(
+        identifier=[{"system": system, "value": value}],
+        status="active",
+        deviceName=[DeviceDeviceName(name=APP_NAME, type="user-friendly-name")],
+        version=[DeviceVersion(value=__version__)],
+    )
+    return TxEntry(device, system, value)
+
+
+def provenance_entry(
+    key: str,
+    targets: Sequence[TxEntry],
+    *,
+    device: TxEntry,
+    device_role: str,
+    practitioner: str | None,
+    practitioner_role: str,
+    sources: Sequence[str] = (),
+    recorded: datetime,
+) -> TxEntry:
+    """A Provenance for ``targets``, tagged with ``key`` so that it too is created only once."""
+    system = f"{IDENTIFIER_BASE}/provenance"
+
+    def agent(who: Reference, role: str) -> ProvenanceAgent:
+        return ProvenanceAgent(type=CodeableConcept(coding=[Coding(
+            system=PARTICIPANT_TYPE, code=role, display=role.capitalize())]), who=who)
+
+    agents = [agent(device.reference(APP_NAME), device_role)]
+    if practitioner:
+        agents.append(agent(Reference(reference=reference_to("Practitioner", practitioner)),
+                            practitioner_role))
+    provenance = Provenance(
+        meta=Meta(tag=[Coding(system=system, code=key)]),
+        target=[t.reference() for t in targets],
+        recorded=recorded,
+        activity=CodeableConcept(coding=[Coding(system=DATA_OPERATION, code="CREATE",
+                                                display="create")]),
+        agent=agents,
+        entity=[ProvenanceEntity(role="source", what=Reference(reference=ref))
+                for ref in _evidence_refs(sources)] or None,
+    )
+    return TxEntry(provenance, system, key, match="_tag")
+
+
+class ScreeningWrite:
+    """The entries of one screening write-back, and the transaction Bundle they make."""
+
+    def __init__(self, observation: TxEntry, issues: list[TxEntry], device: TxEntry,
+                 provenance: TxEntry) -> None:
+        self.observation = observation
+        self.issues = issues
+        self.device = device
+        self.provenance = provenance
+
+    @property
+    def entries(self) -> list[TxEntry]:
+        return [self.device, self.observation, *self.issues, self.provenance]
+
+    def bundle(self) -> Bundle:
+        return build_transaction(self.entries)
+
+
+def _screening_key(result: ScreeningResult, versions: Mapping[str, str]) -> str:
+    evidence = sorted({ref for f in result.findings for ref in f.evidence})
+    stamped = [f"{ref}@{versions.get(ref, '')}" for ref in evidence]
+    return _hash(reference_to("Patient", result.patient), result.ruleset,
+                 result.as_of.astimezone(UTC).isoformat(), *stamped)
+
+
+def _issue_wanted(finding: Finding) -> bool:
+    return finding.kind == "contraindication" or (
+        finding.kind == "interaction" and finding.severity in ("major", "moderate"))
+
+
+def _issue(finding: Finding, key: str, patient: Reference, observation: TxEntry,
+           device: TxEntry, as_of: datetime) -> TxEntry:
+    system = f"{IDENTIFIER_BASE}/detected-issue"
+    value = f"{key}.{_hash(finding.rule, *finding.evidence)[:16]}"
+    if finding.kind == "interaction":
+        code = Coding(system=ACT_CODE, code="DRG", display="Drug Interaction Alert")
+    else:
+        code = Coding(system=CS_SCREENING, code="contraindication",
+                      display=display(CS_SCREENING, "contraindication"))
+    severity = "high" if finding.kind == "contraindication" or finding.severity == "major" \
+        else "moderate"
+    detail = finding.summary if not finding.detail else f"{finding.summary}. {finding.detail}"
+    issue = DetectedIssue(
+        identifier=[{"system": system, "value": value}],
+        status="final",
+        code=CodeableConcept(coding=[code], text=finding.rule),
+        severity=severity,
+        patient=patient,
+        identifiedDateTime=as_of,
+        author=device.reference(APP_NAME),
+        implicated=[Reference(reference=r) for r in _evidence_refs(finding.evidence)] or None,
+        evidence=[DetectedIssueEvidence(detail=[observation.reference()])],
+        detail=f"{detail} (source: {finding.source})" if finding.source else detail,
+    )
+    return TxEntry(issue, system, value)
+
+
+def build_screening_write(
+    result: ScreeningResult,
+    *,
+    versions: Mapping[str, str] | None = None,
+    practitioner: str | None = None,
+    now: datetime | None = None,
+) -> ScreeningWrite:
+    """The resources that record ``result``; ``versions`` is RawPatientData.versions."""
+    now = now or datetime.now(UTC)
+    key = _screening_key(result, versions or {})
+    patient = Reference(reference=reference_to("Patient", result.patient))
+    device = app_device_entry()
+    system = f"{IDENTIFIER_BASE}/screening"
+    verdict = result.verdict.label
+    evidence = _evidence_refs([ref for f in result.findings for ref in f.evidence])
+    observation = Observation(
+        identifier=[{"system": system, "value": key}],
+        status="final",
+        category=[CodeableConcept(coding=[Coding(system=OBSERVATION_CATEGORY, code="survey",
+                                                 display="Survey")])],
+        code=CodeableConcept(coding=[Coding(system=CS_SCREENING, code="screening-result",
+                                            display=display(CS_SCREENING, "screening-result"))]),
+        subject=patient,
+        effectiveDateTime=result.as_of,
+        issued=now,
+        valueCodeableConcept=CodeableConcept(
+            coding=[Coding(system=CS_SCREENING, code=verdict,
+                           display=display(CS_SCREENING, verdict))], text=verdict),
+        method=CodeableConcept(text=f"{APP_NAME} ruleset {result.ruleset}"),
+        derivedFrom=[Reference(reference=ref) for ref in evidence
+                     if ref.split("/")[0] in DERIVED_FROM_TYPES] or None,
+        component=[ObservationComponent(
+            code=CodeableConcept(coding=[Coding(system=CS_SCREENING, code=f.kind,
+                                                display=display(CS_SCREENING, f.kind))],
+                                 text=f.rule),
+            valueString=f.summary) for f in result.findings] or None,
+    )
+    obs_entry = TxEntry(observation, system, key)
+    issues: dict[str, TxEntry] = {}
+    for finding in result.findings:
+        if _issue_wanted(finding):
+            entry = _issue(finding, key, patient, obs_entry, device, result.as_of)
+            issues.setdefault(entry.value, entry)
+    targets = [device, obs_entry, *issues.values()]
+    provenance = provenance_entry(f"{key}.provenance", targets, device=device,
+                                  device_role="author", practitioner=practitioner,
+                                  practitioner_role="enterer", sources=evidence, recorded=now)
+    return ScreeningWrite(obs_entry, list(issues.values()), device, provenance)
+
+
+async def write_screening(
+    client: FhirClient,
+    result: ScreeningResult,
+    *,
+    versions: Mapping[str, str] | None = None,
+    practitioner: str | None = None,
+) -> TransactionResult:
+    """Write ``result`` back as one transaction; a repeat finds the first write and adds nothing."""
+    write = build_screening_write(result, versions=versions, practitioner=practitioner)
+    return await submit(client, write.bundle())
