@@ -39,12 +39,17 @@ sandbox-build: setup
 sandbox: sandbox-build
 	$(BIN)/python tests/sandbox/manage.py run
 
-## Debian's Chromium for the real-browser tests (Playwright's own download is not used).
+## Debian's Chromium (browser tests; Playwright's own download is not used) and redis-server
+## (shared session state across replicas), installed once if missing.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-	  >/dev/null || { echo "could not install chromium (run as root, or install it)"; exit 1; }; }
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
+	    >/dev/null || { echo "could not install$$missing (run as root, or install them)"; exit 1; }; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check .

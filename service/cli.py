@@ -107,6 +107,19 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace, out: TextIO) -> int:
+    from service.fhir.client import FhirClient
+    from service.fhir.codesystems import publish_codesystems
+
+    async def run() -> list[str]:
+        async with FhirClient(args.fhir_base) as client:
+            return await publish_codesystems(client)
+
+    for ref in asyncio.run(run()):
+        out.write(f"{ref}\n")
+    return 0
+
+
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
     import uvicorn
 
@@ -134,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--as-of", type=parse_as_of)
     demo.add_argument("--format", choices=("text", "json"), default="text")
     demo.set_defaults(run=_demo)
+
+    pub = sub.add_parser("publish-codesystems",
+                         help="publish the project's CodeSystems to a FHIR server (idempotent)")
+    pub.add_argument("--fhir-base", metavar="URL", required=True)
+    pub.set_defaults(run=_publish)
 
     srv = sub.add_parser("serve", help="run the web service")
     srv.add_argument("--host", default="127.0.0.1")

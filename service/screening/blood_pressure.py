@@ -40,7 +40,7 @@ class BloodPressureScan:
 
 
 def _has(concept: Concept, codes: frozenset[str]) -> bool:
-    return any(system == "loinc" and code in codes for system, code in concept.codes)
+    return not concept.loinc.isdisjoint(codes)
 
 
 def scan_blood_pressure(

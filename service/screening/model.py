@@ -76,6 +76,8 @@ class Concept:
     """(system key, normalised code): system keys are those of ``fhir_maps/terminology.yaml``."""
     texts: tuple[str, ...]
     """``text`` and every ``coding.display``, as written."""
+    loinc: frozenset[str] = field(default=frozenset(), compare=False, hash=False)
+    """The LOINC codes among ``codes``, kept apart because observation rules test them often."""
 
     @property
     def label(self) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
 from service.screening.matching import icd_key
@@ -80,29 +79,44 @@ def _to_date(value: object) -> date | None:
 
 
 class _Normaliser:
-    def __init__(self, raw: RawPatientData, terminology: Terminology) -> None:
+    def __init__(self, raw: RawPatientData, terminology: Terminology,
+                 memo: dict[Any, Concept]) -> None:
         self.raw = raw
+        self.memo = memo
         self.systems = terminology.systems.map
         self.problems: list[ReadProblem] = list(raw.problems)
 
     # Concepts ---------------------------------------------------------------------------
 
     def concept(self, *concepts: Any) -> Concept:
+        key = tuple(
+            (cc.text, tuple((c.system, c.code, c.display) for c in cc.coding or ()))
+            for cc in concepts if cc is not None
+        )
+        found = self.memo.get(key)
+        if found is None:
+            found = self._concept(key)
+            if len(self.memo) >= _MEMO_LIMIT:
+                self.memo.clear()
+            self.memo[key] = found
+        return found
+
+    def _concept(self, key: tuple[tuple[str | None, tuple[tuple[Any, Any, Any], ...]], ...]
+                 ) -> Concept:
         codes: set[tuple[str, str]] = set()
         texts: list[str] = []
-        for cc in concepts:
-            if cc is None:
-                continue
-            if cc.text:
-                texts.append(cc.text)
-            for coding in cc.coding or ():
-                if coding.display:
-                    texts.append(coding.display)
-                if coding.code:
-                    system = self.systems.get(coding.system or "", coding.system or "")
-                    code = coding.code.strip()
+        for text, codings in key:
+            if text:
+                texts.append(text)
+            for system_uri, code, display in codings:
+                if display:
+                    texts.append(display)
+                if code:
+                    system = self.systems.get(system_uri or "", system_uri or "")
+                    code = code.strip()
                     codes.add((system, icd_key(code) if system == "icd10cm" else code))
-        return Concept(frozenset(codes), tuple(dict.fromkeys(texts)))
+        loinc = frozenset(code for system, code in codes if system == "loinc")
+        return Concept(frozenset(codes), tuple(dict.fromkeys(texts)), loinc)
 
     @staticmethod
     def status(cc: Any) -> str | None:
@@ -159,7 +173,7 @@ class _Normaliser:
         if q is None or q.value is None:
             return None
         unit = q.code or q.unit
-        return Quantity(float(Decimal(q.value)), str(unit) if unit else None)
+        return Quantity(float(q.value), str(unit) if unit else None)
 
     def observation_fact(self, obs: Any, ref: str) -> ObservationFact:
         effective = (
@@ -220,6 +234,12 @@ def _unique(problems: Iterable[ReadProblem]) -> list[ReadProblem]:
     return list(dict.fromkeys(problems))
 
 
+# The same few codings (LOINC vitals, common drugs) recur in every record and every patient, so
+# concepts are shared; the bound keeps a long-running process from growing with free text.
+_MEMO_LIMIT = 20_000
+_MEMO: dict[Any, Concept] = {}
+
+
 def normalise(raw: RawPatientData, terminology: Terminology) -> PatientFacts:
-    """Map one patient's parsed resources to facts; unresolvable references become problems."""
-    return _Normaliser(raw, terminology).run()
+    """Map one patient's parsed resources to plain facts (same input, same output)."""
+    return _Normaliser(raw, terminology, _MEMO).run()

@@ -122,7 +122,7 @@ class _Screen:
         return [
             o for o in self.facts.observations
             if o.status in counted
-            and any(s == "loinc" and c in wanted for s, c in o.concept.codes)
+            and not o.concept.loinc.isdisjoint(wanted)
             and (o.effective is None or o.effective <= self.as_of)
         ]
 
