@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     redirect_uri: str = "http://127.0.0.1:8000/callback"
     frame_ancestors: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["'self'"])
     cookie_secure: bool = True
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=300)
+    """How long a clinician's launch stays usable (bounded by the EHR's refresh token)."""
+    discovery_ttl_seconds: int = Field(default=3600, ge=0)
+    """How long a FHIR server's ``.well-known/smart-configuration`` is cached."""
 
     # The service's own REST API (bearer JWTs from this issuer)
     api_issuer: str | None = None

@@ -1,0 +1,54 @@
+"""Scopes this app asks the EHR for, and the scopes of its own REST API.
+
+SMART v2 scopes: https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "API_SCOPES",
+    "SCOPE_SCREEN",
+    "SCOPE_WRITE",
+    "backend_scopes",
+    "user_scopes",
+]
+
+SCOPE_SCREEN = "ketamine.screen"
+"""Our REST API: run a screening (read-only on the EHR)."""
+SCOPE_WRITE = "ketamine.write"
+"""Our REST API: write results back to the EHR and document treatment sessions."""
+API_SCOPES = {
+    SCOPE_SCREEN: "Run a ketamine / esketamine screening for a patient",
+    SCOPE_WRITE: "Write screening results back and document treatment sessions",
+}
+
+# (resource type, SMART v2 permissions). Patient is read for age and sex.
+_RESOURCES: tuple[tuple[str, str], ...] = (
+    ("Patient", "rs"),
+    ("Condition", "rs"),
+    ("MedicationStatement", "rs"),
+    ("MedicationRequest", "rs"),
+    ("AllergyIntolerance", "rs"),
+    ("Observation", "rs"),
+    ("Observation", "c"),
+    ("DetectedIssue", "c"),
+    ("Provenance", "c"),
+)
+_V1 = {"rs": "read", "c": "write"}
+
+
+def _resource_scopes(level: str, v2: bool) -> list[str]:
+    return [f"{level}/{rtype}.{perm if v2 else _V1[perm]}" for rtype, perm in _RESOURCES]
+
+
+def user_scopes(*, standalone: bool, v2: bool = True) -> str:
+    """Scopes of an EHR launch (``launch``) or a standalone one (``launch/patient``)."""
+    context = "launch/patient" if standalone else "launch"
+    return " ".join([context, "openid", "fhirUser", *_resource_scopes("patient", v2)])
+
+
+def backend_scopes(*, v2: bool = True) -> str:
+    """SMART Backend Services scopes: read only (writes happen with a user's authority)."""
+    return " ".join(
+        f"system/{rtype}.{'rs' if v2 else 'read'}" for rtype, perm in _RESOURCES if perm == "rs"
+    )

@@ -1,0 +1,167 @@
+"""A clinician's SMART session, kept server-side only, and the ``httpx.Auth`` that uses it.
+
+The browser holds an opaque random id in a cookie; tokens never leave the server. Access tokens
+are refreshed shortly before they expire when the EHR issued a refresh token
+(https://hl7.org/fhir/smart-app-launch/app-launch.html#step-7-app-uses-a-refresh-token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import weakref
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from authlib.integrations.base_client import OAuthError
+
+from service.auth.client_auth import oauth_client
+from service.errors import TokenError
+
+if TYPE_CHECKING:
+    from service.auth.smart import SmartApp
+
+__all__ = [
+    "REFRESH_MARGIN_SECONDS",
+    "SessionAuth",
+    "SessionExpired",
+    "SmartSession",
+    "fresh_session",
+    "session_key",
+]
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN_SECONDS = 60
+
+
+class SessionExpired(TokenError):
+    """No usable clinician session: missing cookie, unknown launch, or expired authorization."""
+
+
+def session_key(browser_id: str, handle: str) -> str:
+    """Store key of one launch: the cookie's secret is hashed so the store never holds it."""
+    digest = hashlib.sha256(browser_id.encode()).hexdigest()
+    return f"session:{digest}:{handle}"
+
+
+@dataclass(slots=True)
+class SmartSession:
+    iss: str
+    token_endpoint: str
+    access_token: str
+    expires_at: float
+    """Epoch seconds."""
+    scope: str
+    patient: str | None = None
+    encounter: str | None = None
+    fhir_user: str | None = None
+    refresh_token: str | None = None
+    need_patient_banner: bool = True
+    smart_style_url: str | None = None
+    id_token_sub: str | None = None
+    issued_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SmartSession:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    @classmethod
+    def from_token(cls, iss: str, token_endpoint: str, token: dict[str, Any],
+                   fhir_user: str | None, sub: str | None) -> SmartSession:
+        session = cls(iss=iss, token_endpoint=token_endpoint, access_token="", expires_at=0,
+                      scope="", fhir_user=fhir_user, id_token_sub=sub)
+        session.apply_token(token)
+        return session
+
+    def apply_token(self, token: dict[str, Any]) -> None:
+        """Take a token response (first exchange or refresh); context fields persist if absent."""
+        self.access_token = str(token["access_token"])
+        self.issued_at = time.time()
+        expires_at = token.get("expires_at")
+        if not isinstance(expires_at, int | float):
+            expires_in = token.get("expires_in")
+            expires_at = time.time() + (expires_in if isinstance(expires_in, int) else 300)
+        self.expires_at = float(expires_at)
+        self.scope = str(token.get("scope") or self.scope)
+        self.refresh_token = token.get("refresh_token") or self.refresh_token
+        self.patient = token.get("patient") or self.patient
+        self.encounter = token.get("encounter") or self.encounter
+        if "need_patient_banner" in token:
+            self.need_patient_banner = bool(token["need_patient_banner"])
+        style = token.get("smart_style_url")
+        if isinstance(style, str) and style.startswith(("https://", "http://")):
+            self.smart_style_url = style
+
+    def expires_soon(self) -> bool:
+        """Inside the refresh margin: a minute, or half the lifetime of a short-lived token."""
+        margin = min(REFRESH_MARGIN_SECONDS, (self.expires_at - self.issued_at) / 2)
+        return self.expires_at - margin <= time.time()
+
+
+class SessionAuth(httpx.Auth):
+    """Bearer auth for FHIR calls on behalf of the clinician of one launch (async only).
+
+    Pass it to ``FhirClient(base_url=session.iss, auth=SessionAuth(smart, key))``.
+    """
+
+    def __init__(self, smart: SmartApp, key: str) -> None:
+        self._smart = smart
+        self._key = key
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        raise RuntimeError("SessionAuth works with httpx.AsyncClient only")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        session = await fresh_session(self._smart, self._key)
+        request.headers["Authorization"] = f"Bearer {session.access_token}"
+        response = yield request
+        if response.status_code == 401 and session.refresh_token:
+            session = await fresh_session(self._smart, self._key, force=True)
+            request.headers["Authorization"] = f"Bearer {session.access_token}"
+            yield request
+
+
+_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+async def fresh_session(smart: SmartApp, key: str, *, force: bool = False) -> SmartSession:
+    """The session with an access token valid for at least a minute (refreshing if need be)."""
+    lock = _locks.get(key)
+    if lock is None:
+        lock = _locks[key] = asyncio.Lock()
+    async with lock:
+        data = await smart.store.get(key)
+        if data is None:
+            raise SessionExpired("Your session has ended; launch the app again from the EHR.")
+        session = SmartSession.from_json(data)
+        if not force and not session.expires_soon():
+            return session
+        if not session.refresh_token:
+            raise SessionExpired("Your EHR authorization has expired; launch the app again.")
+        await _refresh(smart, session)
+        await smart.store.put(key, session.to_json(), smart.settings.session_ttl_seconds)
+    return session
+
+
+async def _refresh(smart: SmartApp, session: SmartSession) -> None:
+    async with oauth_client(smart.settings, session.token_endpoint) as client:
+        try:
+            token = await client.refresh_token(
+                session.token_endpoint, refresh_token=session.refresh_token
+            )
+        except OAuthError as err:
+            raise SessionExpired(f"The EHR refused to refresh the token ({err.error}).") from None
+        except httpx.HTTPError as err:
+            raise SessionExpired(f"The EHR's token endpoint is unreachable ({err}).") from None
+    session.apply_token(dict(token))
+    log.info("refreshed SMART access token for patient=%s", session.patient)

@@ -1,0 +1,23 @@
+"""Short-lived shared state: pending launches and clinician sessions.
+
+In memory by default; Redis (``KETAMINE_REDIS_URL``) when several replicas must share launches.
+Both stores keep JSON objects under string keys with a time to live, and ``pop`` is atomic so a
+``state`` value can be consumed only once, whichever replica receives the callback.
+"""
+
+from __future__ import annotations
+
+from service.config import Settings
+from service.state.base import SessionStore
+from service.state.memory import MemoryStore
+
+__all__ = ["MemoryStore", "SessionStore", "make_store"]
+
+
+def make_store(settings: Settings) -> SessionStore:
+    """The store the settings ask for (Redis when ``redis_url`` is set)."""
+    if settings.redis_url:
+        from service.state.redis_store import RedisStore
+
+        return RedisStore.from_url(settings.redis_url)
+    return MemoryStore()

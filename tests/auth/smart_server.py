@@ -1,0 +1,210 @@
+"""A small SMART on FHIR authorization server for tests, built on authlib's grant classes.
+
+It plays the EHR: discovery at ``<base>/fhir/.well-known/smart-configuration``, an authorize
+endpoint with a scripted user (auto-approves as the configured practitioner, picks the configured
+patient), a token endpoint (authorization_code + PKCE S256 required, refresh_token,
+client_credentials; client_secret_basic or private_key_jwt), a JWKS, RS384 id_tokens with
+``fhirUser``, and a FHIR proxy at ``<base>/fhir`` that checks the bearer token before forwarding to
+an upstream FHIR server (the HAPI sandbox). It also issues API JWTs for the service's own REST API
+(``mint_api_token``; keys at ``/api/jwks``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+import uvicorn
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tests.auth.authlib_starlette import StarletteOAuth2Request
+from tests.auth.smart_grants import Client, Grant, ServerState, build_auth_server
+
+
+class SmartTestServer:
+    """Run with :meth:`start` (uvicorn in a daemon thread, free port); :meth:`stop` ends it."""
+
+    def __init__(self, fhir_upstream: str | None = None) -> None:
+        self.state = ServerState()
+        self.fhir_upstream = fhir_upstream.rstrip("/") if fhir_upstream else None
+        self.id_token_key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS384"})
+        self.api_key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"})
+        self.id_token_key.ensure_kid()
+        self.api_key.ensure_kid()
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.fhir_base = f"{self.base_url}/fhir"
+        self.state.issuer = self.base_url
+        self.auth_server = build_auth_server(self)
+        self._thread: threading.Thread | None = None
+        self._server: uvicorn.Server | None = None
+
+    # -- scripting ---------------------------------------------------------------------------
+    def register_client(self, client: Client) -> None:
+        self.state.clients[client.client_id] = client
+
+    def new_launch(self, patient: str | None = None) -> str:
+        """What an EHR does before opening the app: an opaque launch id bound to a patient."""
+        launch = secrets.token_urlsafe(16)
+        self.state.launches[launch] = patient or self.state.patient
+        return launch
+
+    def mint_api_token(self, *, key: RSAKey | None = None, expires_in: int = 300,
+                       **claims: Any) -> str:
+        """A JWT for the service's REST API, signed with ``/api/jwks`` unless ``key`` is given."""
+        now = int(time.time())
+        body = {"iss": f"{self.base_url}/api", "aud": "ketamine-api", "sub": "svc-caller",
+                "iat": now, "exp": now + expires_in, "scope": "ketamine.screen",
+                "jti": secrets.token_urlsafe(8), **claims}
+        key = key or self.api_key
+        return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> SmartTestServer:
+        config = uvicorn.Config(_build_app(self), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("SMART test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # -- tokens ------------------------------------------------------------------------------
+    def valid_access_token(self, header: str | None) -> Grant | None:
+        if not header or not header.lower().startswith("bearer "):
+            return None
+        entry = self.state.access_tokens.get(header[7:].strip())
+        if entry is None or entry[0] < time.time():
+            return None
+        return entry[1]
+
+    def smart_configuration(self) -> dict[str, Any]:
+        v1 = self.state.scopes_v1_only
+        return {
+            "issuer": self.base_url,
+            "jwks_uri": f"{self.base_url}/jwks",
+            "authorization_endpoint": f"{self.base_url}/authorize",
+            "token_endpoint": f"{self.base_url}/token",
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
+            "grant_types_supported": ["authorization_code", "refresh_token",
+                                      "client_credentials"],
+            "scopes_supported": ["openid", "fhirUser", "launch", "launch/patient",
+                                 "patient/*.read" if v1 else "patient/*.rs",
+                                 "system/*.read" if v1 else "system/*.rs"],
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "capabilities": ["launch-ehr", "launch-standalone", "client-confidential-symmetric",
+                             "client-confidential-asymmetric", "context-ehr-patient",
+                             "context-standalone-patient", "sso-openid-connect",
+                             "permission-patient", "permission-v1" if v1 else "permission-v2"],
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- HTTP surface ----------------------------------------------------------------------------
+
+def _build_app(server: SmartTestServer) -> Starlette:
+    st = server.state
+    auth = server.auth_server
+
+    async def smart_configuration(request: Request) -> JSONResponse:
+        return JSONResponse(server.smart_configuration())
+
+    async def jwks(request: Request) -> JSONResponse:
+        return JSONResponse(KeySet([server.id_token_key]).as_dict(private=False))
+
+    async def api_jwks(request: Request) -> JSONResponse:
+        return JSONResponse(KeySet([server.api_key]).as_dict(private=False))
+
+    async def authorize(request: Request) -> Response:
+        oauth_request = await StarletteOAuth2Request.read(request)
+        args = request.query_params
+        scope = args.get("scope", "").split()
+        try:
+            if args.get("aud", "").rstrip("/") != server.fhir_base:
+                raise InvalidRequestError("'aud' must be this server's FHIR base URL.")
+            if "launch" in scope:
+                patient = st.launches.pop(args.get("launch", ""), None)
+                if patient is None:
+                    raise InvalidRequestError("Unknown or used 'launch'.")
+            elif "launch/patient" in scope:
+                patient = st.patient  # the scripted patient picker
+            else:
+                raise InvalidRequestError("No launch context requested.")
+            user = {"sub": "practitioner-1", "patient": patient}
+            grant = auth.get_consent_grant(oauth_request, end_user=user)
+        except OAuth2Error as err:
+            return JSONResponse({"error": err.error, "error_description": err.description},
+                                status_code=400)
+        response: Response = auth.create_authorization_response(oauth_request, grant_user=user,
+                                                                grant=grant)
+        return response
+
+    async def token(request: Request) -> Response:
+        oauth_request = await StarletteOAuth2Request.read(request)
+        st.token_requests.append(dict(oauth_request.form))
+        response: Response = auth.create_token_response(oauth_request)
+        return response
+
+    async def fhir_proxy(request: Request) -> Response:
+        path = request.path_params["path"]
+        grant = server.valid_access_token(request.headers.get("authorization"))
+        st.fhir_requests.append((request.method, path, grant is not None))
+        if path != "metadata" and grant is None:
+            return JSONResponse({"resourceType": "OperationOutcome", "issue": [
+                {"severity": "error", "code": "login", "diagnostics": "bearer token required"}]},
+                status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        if server.fhir_upstream is None:
+            return JSONResponse({"resourceType": "OperationOutcome", "issue": [
+                {"severity": "error", "code": "not-found"}]}, status_code=404)
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in {"accept", "content-type", "prefer", "if-match"}}
+        async with httpx.AsyncClient(timeout=60) as http:
+            upstream = await http.request(
+                request.method, f"{server.fhir_upstream}/{path}", params=request.query_params,
+                headers=headers, content=await request.body())
+        body = upstream.content.replace(server.fhir_upstream.encode(), server.fhir_base.encode())
+        return Response(body, status_code=upstream.status_code,
+                        media_type=upstream.headers.get("content-type"))
+
+    async def ehr_home(request: Request) -> Response:
+        """Stand-in for the EHR opening the app: ``/ehr?app=<launch url>``."""
+        launch = server.new_launch(request.query_params.get("patient"))
+        target = httpx.URL(request.query_params["app"]).copy_merge_params(
+            {"iss": server.fhir_base, "launch": launch})
+        return RedirectResponse(str(target), status_code=302)
+
+    return Starlette(routes=[
+        Route("/fhir/.well-known/smart-configuration", smart_configuration),
+        Route("/jwks", jwks),
+        Route("/api/jwks", api_jwks),
+        Route("/authorize", authorize),
+        Route("/token", token, methods=["POST"]),
+        Route("/ehr", ehr_home),
+        Route("/fhir/{path:path}", fhir_proxy, methods=["GET", "POST", "PUT"]),
+    ])

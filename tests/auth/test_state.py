@@ -1,0 +1,111 @@
+"""Session stores: the same contract in memory and in Redis; replicas share launches via Redis."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import pytest
+
+from service.config import Settings
+from service.main import create_app
+from service.state import MemoryStore, SessionStore
+from service.state.redis_store import RedisStore
+from tests.auth.conftest import APP_ORIGIN
+from tests.auth.flow import authorize, callback
+from tests.auth.smart_server import SmartTestServer
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: `make test` installs Debian's redis-server",
+                    pytrace=False)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
+    if request.param == "memory":
+        made: SessionStore = MemoryStore()
+    else:
+        made = RedisStore.from_url(request.getfixturevalue("redis_url"))
+    yield made
+    await made.close()
+
+
+async def test_put_get_pop_once(store: SessionStore) -> None:
+    await store.put("launch:a", {"x": [1, 2]}, 60)
+    assert await store.get("launch:a") == {"x": [1, 2]}
+    assert await store.pop("launch:a") == {"x": [1, 2]}
+    assert await store.pop("launch:a") is None
+    assert await store.ping()
+
+
+async def test_ttl_expires(store: SessionStore) -> None:
+    await store.put("short", {"v": 1}, 1)
+    time.sleep(1.1)
+    assert await store.get("short") is None
+
+
+async def test_delete(store: SessionStore) -> None:
+    await store.put("k", {"v": 1}, 60)
+    await store.delete("k")
+    assert await store.get("k") is None
+
+
+async def test_memory_store_hands_out_copies() -> None:
+    mem = MemoryStore()
+    value = {"nested": {"a": 1}}
+    await mem.put("k", value, 60)
+    value["nested"]["a"] = 2
+    got = await mem.get("k")
+    assert got == {"nested": {"a": 1}}
+
+
+async def test_redis_unreachable_is_not_ready() -> None:
+    assert not await RedisStore.from_url("redis://127.0.0.1:1/0").ping()
+
+
+async def test_replicas_share_a_launch_through_redis(redis_url: str,
+                                                     make_settings: Callable[..., Settings],
+                                                     browser_http: httpx.AsyncClient,
+                                                     smart_server: SmartTestServer) -> None:
+    settings = make_settings(redis_url=redis_url)
+    replica_a, replica_b = create_app(settings), create_app(settings)
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=replica_a), base_url=APP_ORIGIN) as a,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=replica_b), base_url=APP_ORIGIN) as b,
+    ):
+        cb, _ = await authorize(a, browser_http, "/launch",
+                                {"iss": smart_server.fhir_base,
+                                 "launch": smart_server.new_launch("patient-redis")})
+        b.cookies.update(a.cookies)  # the same browser, balanced onto the other replica
+        done = await callback(b, cb)
+        assert done.status_code == 303, done.text
+        a.cookies.update(b.cookies)
+        page = await a.get(done.headers["location"], headers={"Accept": "text/html"})
+        assert page.status_code in (200, 502) and "patient-redis" in page.text  # 502: no FHIR
+        replay = await callback(a, cb)
+        assert replay.status_code == 400
+    await replica_a.state.store.close()
+    await replica_b.state.store.close()
