@@ -24,9 +24,9 @@ class BloodPressureScan:
     unusable: dict[str, str] = field(default_factory=dict)
     """``Observation/id`` -> why it was not used."""
 
-    def latest(self, start: datetime, end: datetime) -> BloodPressureReading | None:
-        """The latest reading in [start, end]; readings at the same instant merge to the worst."""
-        inside = [r for r in self.readings if start <= r.at <= end]
+    def latest(self) -> BloodPressureReading | None:
+        """The latest reading in the window; readings at the same instant merge to the worst."""
+        inside = self.readings
         if not inside:
             return None
         at = max(r.at for r in inside)
@@ -44,8 +44,10 @@ def _has(concept: Concept, codes: frozenset[str]) -> bool:
 
 
 def scan_blood_pressure(
-    observations: Iterable[ObservationFact], ruleset: Ruleset, counted: frozenset[str]
+    observations: Iterable[ObservationFact], ruleset: Ruleset, counted: frozenset[str],
+    start: datetime, end: datetime,
 ) -> BloodPressureScan:
+    """Readings taken in [start, end], and the in-window or undated ones that cannot be used."""
     codes = ruleset.observations
     systolic_codes = frozenset(codes.systolic)
     diastolic_codes = frozenset(codes.diastolic)
@@ -66,6 +68,9 @@ def scan_blood_pressure(
         return q.value
 
     for obs in observations:
+        # The time test is the cheapest, and most of a long record lies outside the window.
+        if obs.effective is not None and not start <= obs.effective <= end:
+            continue
         if obs.status not in counted:
             continue
         is_panel = _has(obs.concept, panel_codes)

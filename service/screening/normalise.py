@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from operator import attrgetter
 from typing import Any
 
 from service.screening.matching import icd_key
@@ -78,6 +79,9 @@ def _to_date(value: object) -> date | None:
     return None
 
 
+_CODING = attrgetter("system", "code", "display")
+
+
 class _Normaliser:
     def __init__(self, raw: RawPatientData, terminology: Terminology,
                  memo: dict[Any, Concept]) -> None:
@@ -89,10 +93,17 @@ class _Normaliser:
     # Concepts ---------------------------------------------------------------------------
 
     def concept(self, *concepts: Any) -> Concept:
+        """Several CodeableConcepts (a drug and its ingredients) as one Concept."""
         key = tuple(
-            (cc.text, tuple((c.system, c.code, c.display) for c in cc.coding or ()))
-            for cc in concepts if cc is not None
+            (cc.text, tuple(map(_CODING, cc.coding or ()))) for cc in concepts if cc is not None
         )
+        return self._lookup(key)
+
+    def one(self, cc: Any) -> Concept:
+        # The hot path: one CodeableConcept per Observation code and component.
+        return self._lookup(((cc.text, tuple(map(_CODING, cc.coding or ()))),))
+
+    def _lookup(self, key: Any) -> Concept:
         found = self.memo.get(key)
         if found is None:
             found = self._concept(key)
@@ -182,13 +193,13 @@ class _Normaliser:
             or (to_datetime(obs.effectivePeriod.end or obs.effectivePeriod.start)
                 if obs.effectivePeriod is not None else None)
         )
-        components = tuple(
-            (self.concept(c.code), self.quantity(c.valueQuantity)) for c in obs.component or ()
-        )
-        answer = self.concept(obs.valueCodeableConcept) if obs.valueCodeableConcept else None
+        one, quantity = self.one, self.quantity
+        components = tuple([(one(c.code), quantity(c.valueQuantity))
+                            for c in obs.component or ()])
+        answer = one(obs.valueCodeableConcept) if obs.valueCodeableConcept else None
         return ObservationFact(
-            ref, self.concept(obs.code), obs.status, effective,
-            self.quantity(obs.valueQuantity), answer, components,
+            ref, one(obs.code), obs.status, effective, quantity(obs.valueQuantity), answer,
+            components,
         )
 
     # The whole patient ------------------------------------------------------------------

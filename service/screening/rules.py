@@ -182,15 +182,16 @@ class _Screen:
 
     def blood_pressure(self) -> None:
         bp = self.rules.blood_pressure
-        scan = scan_blood_pressure(
-            self.facts.observations, self.rules, frozenset(self.statuses.observation)
-        )
         start = self.as_of - timedelta(days=self.policy.window_days)
+        scan = scan_blood_pressure(
+            self.facts.observations, self.rules, frozenset(self.statuses.observation),
+            start, self.as_of,
+        )
         if scan.unusable:
             self.findings.append(_finding(bp.unusable, [
                 (ref, why, None) for ref, why in sorted(scan.unusable.items())
             ]))
-        reading = scan.latest(start, self.as_of)
+        reading = scan.latest()
         if reading is None:
             self.findings.append(_finding(
                 bp.missing, [],
