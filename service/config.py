@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KETAMINE_", env_file=".env", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
+    demo: bool = False
+    """Serve the built-in demo launcher (``/demo``) that stands in for an EHR (``make demo-ui``)."""
     base_url: str = "http://127.0.0.1:8000"
     """Public URL of this service (CDS Hooks ``aud``, SMART redirect defaults)."""
 

@@ -7,23 +7,17 @@ EHR asks for one, and the verdict once ``service.screening.engine`` exists.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from html import escape
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
-from service.api.deps import RequireScreen, RequireSession
+from service.api.deps import RequireScreen
 from service.auth.client_auth import public_jwks
 from service.auth.cookies import browser_id, ensure_browser_id
 from service.auth.launch import begin_launch, complete_launch
-from service.auth.session import SessionAuth
 from service.auth.smart import SmartApp
 from service.config import Settings
-from service.errors import FhirError
-from service.fhir.client import FhirClient
-from service.screening.engine import screen
 
 __all__ = ["api_router", "router"]
 
@@ -76,35 +70,6 @@ async def callback(request: Request, state: Param = None, code: Param = None,
 @router.get("/.well-known/jwks.json", summary="This client's public keys (private_key_jwt)")
 async def jwks(request: Request) -> JSONResponse:
     return JSONResponse(public_jwks(request.app.state.settings))
-
-
-@router.get("/app", summary="Clinician page (placeholder)", response_class=HTMLResponse)
-async def app_page(request: Request, launch: RequireSession) -> HTMLResponse:
-    session = launch.session
-    settings: Settings = request.app.state.settings
-    patient_id = session.patient or ""
-    parts = [f"<p>Patient id: <span id='patient-id'>{escape(patient_id)}</span></p>"]
-    auth = SessionAuth(_smart(request), launch.key)
-    try:
-        async with FhirClient(session.iss, settings=settings, auth=auth) as fhir:
-            patient = await fhir.read("Patient", patient_id)
-            now = datetime.now(UTC)
-            raw = await fhir.read_patient_data(patient_id, as_of=now,
-                                               bp_window_days=settings.bp_window_days)
-        result = screen(raw, now)
-        parts.append(f"<p>Verdict: <strong id='verdict'>{result.verdict.label}</strong></p>")
-        if session.need_patient_banner:
-            parts.insert(0, f"<header id='patient-banner'>{escape(_banner(patient))}</header>")
-    except FhirError as err:
-        log.warning("screening page for patient=%s: %s", patient_id, err)
-        parts.append(f"<p id='fhir-problem'>{escape(str(err))}</p>")
-    style = ""
-    if session.smart_style_url:
-        style = f"<meta name='smart-style-url' content='{escape(session.smart_style_url)}'>"
-    html = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>Ketamine screening</title>{style}</head><body>"
-            "<h1>Ketamine / esketamine screening</h1>" + "".join(parts) + "</body></html>")
-    return HTMLResponse(html)
 
 
 @api_router.get("/whoami", summary="The caller as the API sees it (needs ketamine.screen)")

@@ -1,0 +1,135 @@
+"""Demo mode (``KETAMINE_DEMO=1``, ``make demo-ui``): a launcher page stands in for the EHR.
+
+``GET /demo`` lists the embedded demo patients; ``GET /demo/launch/<id>`` makes a launch session
+for one of them, as the SMART callback would, and opens the screening page or the session form.
+Those pages then read the demo Bundle instead of a FHIR server, and "Save to chart" shows the
+transaction Bundle that *would* be written. Nothing here is mounted when demo mode is off.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from service import workflow
+from service.api.deps import ActiveLaunch
+from service.api.routes.pages import DEMO_ISS, PageData, Written, templates
+from service.auth.cookies import ensure_browser_id
+from service.auth.session import SmartSession, session_key
+from service.config import Settings
+from service.demo import demo_patients
+from service.fhir.transaction import TxEntry
+from service.render import charts
+from service.render.html import banner
+from service.render.session import SessionInput, build_session_write
+from service.render.writeback import build_screening_write
+from service.screening.model import RawPatientData, ScreeningResult
+
+__all__ = ["DEMO_AS_OF", "DemoSource", "install", "router"]
+
+router = APIRouter(prefix="/demo", tags=["demo"], include_in_schema=False)
+
+DEMO_AS_OF = datetime(2026, 11, 27, 23, 59, 59, tzinfo=UTC)
+"""The demo Bundles' records are dated for this evaluation time (as ``ketamine-screen demo``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPatient:
+    patient_id: str
+    path: Path
+    resource: dict[str, Any]
+
+
+@cache
+def demo_index() -> dict[str, DemoPatient]:
+    """Demo patients by Patient id, in file order."""
+    found: dict[str, DemoPatient] = {}
+    for path in demo_patients():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for entry in data.get("entry", []):
+            resource = entry.get("resource") or {}
+            if resource.get("resourceType") == "Patient" and resource.get("id"):
+                found[str(resource["id"])] = DemoPatient(str(resource["id"]), path, resource)
+    return found
+
+
+def _entries(entries: list[TxEntry]) -> list[str]:
+    return [f"{e.resource_type} {e.full_url} (identifier {e.value})" for e in entries]
+
+
+class DemoSource:
+    """A demo Bundle instead of the EHR; saving shows the transaction instead of sending it."""
+
+    def __init__(self, settings: Settings, launch: ActiveLaunch) -> None:
+        self.settings = settings
+        self.patient_data = demo_index()[launch.session.patient or ""]
+
+    async def patient(self) -> dict[str, Any]:
+        return self.patient_data.resource
+
+    async def load(self, as_of: datetime | None, *, history: bool) -> PageData:
+        data = json.loads(self.patient_data.path.read_text(encoding="utf-8"))
+        result, raw = await workflow.screen_bundle(
+            data, source=self.patient_data.path.name, patient_id=self.patient_data.patient_id,
+            as_of=as_of or DEMO_AS_OF, settings=self.settings)
+        observations = [r.model_dump(mode="json", exclude_none=True) for r in raw.resources
+                        if r.get_resource_type() == "Observation"]
+        return PageData(result, raw, self.patient_data.resource, charts.phq9_points(observations),
+                        charts.last_session_bp(observations))
+
+    async def save_screening(self, result: ScreeningResult, raw: RawPatientData) -> Written:
+        write = build_screening_write(result, versions=raw.versions)
+        return Written(_entries(write.entries),
+                       bundle_json=write.bundle().model_dump_json(indent=2, exclude_none=True))
+
+    async def save_session(self, session: SessionInput) -> Written:
+        write = build_session_write(session)
+        return Written(_entries(write.entries), write.warnings,
+                       write.bundle().model_dump_json(indent=2, exclude_none=True))
+
+
+@router.get("", summary="Demo launcher (stands in for the EHR)", response_class=HTMLResponse)
+async def launcher(request: Request) -> HTMLResponse:
+    patients = [(p, banner(p.resource, p.patient_id), p.path.stem)
+                for p in demo_index().values()]
+    return templates.TemplateResponse(request, "demo.html", {
+        "patients": patients, "as_of": DEMO_AS_OF.date().isoformat()})
+
+
+@router.get("/launch/{patient_id}", summary="Open a demo patient as if launched from the EHR",
+            response_class=RedirectResponse, status_code=303)
+async def launch(request: Request, patient_id: str,
+                 to: Annotated[Literal["app", "session"], Query()] = "app",
+                 banner_: Annotated[Literal["1", "0"], Query(alias="banner")] = "1"
+                 ) -> RedirectResponse:
+    if patient_id not in demo_index():
+        raise HTTPException(404, "No such demo patient.")
+    settings: Settings = request.app.state.settings
+    response = RedirectResponse("/demo", status_code=303)
+    browser = ensure_browser_id(request, response, settings)
+    now = time.time()
+    session = SmartSession(iss=DEMO_ISS, token_endpoint="", access_token="demo",  # noqa: S106
+                           expires_at=now + settings.session_ttl_seconds, issued_at=now,
+                           scope="demo", patient=patient_id, fhir_user=None,
+                           need_patient_banner=banner_ == "1")
+    handle = secrets.token_urlsafe(12)
+    await request.app.state.store.put(session_key(browser, handle), session.to_json(),
+                                      settings.session_ttl_seconds)
+    response.headers["location"] = f"/app{'/session' if to == 'session' else ''}?ctx={handle}"
+    return response
+
+
+def install(app: FastAPI) -> None:
+    """Mount the launcher and let the pages read demo Bundles for demo launches."""
+    settings: Settings = app.state.settings
+    app.state.demo_source = lambda launch: DemoSource(settings, launch)
+    app.include_router(router)

@@ -1,0 +1,163 @@
+"""The clinician's pages in a real browser: Debian's Chromium driven by Playwright.
+
+The app runs in demo mode under uvicorn in a background thread; the demo launcher stands in for
+the EHR and opens a launch session exactly as the SMART callback does (same store, same cookie).
+Screenshots at an EHR side-panel width (420 px) and a desktop width (1024 px) go to
+``test-artifacts/``. A missing Chromium is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from service.main import create_app
+from tests.ui.conftest import VALID_SESSION, demo_settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+WIDTHS = (420, 1024)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """The app in demo mode, as ``make demo-ui`` runs it (Secure cookie on http://127.0.0.1)."""
+    old = os.environ.get("KETAMINE_DEMO")
+    os.environ["KETAMINE_DEMO"] = "1"
+    try:
+        app = create_app(demo_settings(cookie_secure=True))
+    finally:
+        if old is None:
+            del os.environ["KETAMINE_DEMO"]
+        else:
+            os.environ["KETAMINE_DEMO"] = old
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium "
+                    "(`make browser`, or apt-get install -y chromium) to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _no_horizontal_scroll(page: object) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
+    inner = page.evaluate("window.innerWidth")  # type: ignore[attr-defined]
+    assert width <= inner, f"page is {width}px wide in a {inner}px window"
+
+
+def _shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_screening_then_session_in_chromium(browser: object, base_url: str, width: int) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    try:
+        page.goto(f"{base_url}/demo")
+        _shot(page, f"demo-launcher-{width}.png")
+        page.get_by_role("link", name="Screen Morgan Ellis").click()
+        page.wait_for_url("**/app?ctx=*")
+        assert page.locator("#verdict").inner_text() == "Suitable"
+        assert page.locator("#patient-banner").is_visible()
+        assert page.locator("#phq9-chart").is_visible() and page.locator("#bp-chart").is_visible()
+        assert page.evaluate("getComputedStyle(document.querySelector('.verdict'))"
+                             ".borderLeftColor") == "rgb(30, 107, 52)"  # app.css is applied
+        _no_horizontal_scroll(page)
+        _shot(page, f"screening-{width}.png")
+
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip-link"
+
+        page.get_by_role("button", name="Show what would be saved").click()
+        assert page.locator("#bundle-json").is_visible()
+        assert '"type": "transaction"' in page.locator("#bundle-json").inner_text()
+        _no_horizontal_scroll(page)
+        _shot(page, f"screening-saved-{width}.png")
+
+        page.get_by_role("link", name="Document another session").click()
+        page.wait_for_url("**/app/session?ctx=*")
+        _no_horizontal_scroll(page)
+        _shot(page, f"session-form-{width}.png")
+
+        for name, value in VALID_SESSION.items():
+            field = f"#f-{name.replace('.', '-')}"
+            if name in ("product", "moaas", "ready_to_leave"):
+                page.locator(f"input[name='{name}'][value='{value}']").check()
+            elif name == "route":
+                page.select_option(field, value)
+            elif value:
+                page.fill(field, value)
+        page.fill("#f-pre_dose-systolic", "300")
+        page.fill("#f-at_40_min-heart_rate", "fast")
+        page.check("#f-ae")  # nausea
+        page.check("#f-ae-other")
+        page.get_by_role("button", name="Check and show what would be saved").click()
+
+        error = page.locator("#f-pre_dose-systolic-error")
+        assert "must be a number from 50 to 260 mmHg" in error.inner_text()
+        systolic = page.locator("#f-pre_dose-systolic")
+        assert systolic.input_value() == "300"
+        assert systolic.get_attribute("aria-describedby") == "f-pre_dose-systolic-error"
+        assert page.locator("#f-at_40_min-heart_rate").input_value() == "fast"
+        assert "Describe the other adverse event" in page.locator("#f-ae_other_text-error") \
+            .inner_text()
+        assert page.locator("#f-ae").is_checked() and page.locator("#f-ae-other").is_checked()
+        assert page.locator("#f-product-esketamine").is_checked()
+        assert page.locator("#f-discharge-systolic").input_value() == "130"
+        assert page.evaluate("document.activeElement.id") == "error-summary"
+        _no_horizontal_scroll(page)
+        _shot(page, f"session-errors-{width}.png")
+
+        page.fill("#f-pre_dose-systolic", "128")
+        page.fill("#f-at_40_min-heart_rate", "84")
+        page.fill("#f-ae_other_text", "tingling lips")
+        page.fill("#f-monitoring_minutes", "90")
+        page.get_by_role("button", name="Check and show what would be saved").click()
+        page.wait_for_selector("text=Treatment session recorded")
+        assert "at least 120 minutes of monitoring" in page.locator(".warning").inner_text()
+        assert page.locator("#bp-chart").is_visible()
+        assert page.locator("#bp-chart line.threshold").count() == 4
+        _no_horizontal_scroll(page)
+        _shot(page, f"session-saved-{width}.png")
+    finally:
+        context.close()
