@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
@@ -45,11 +45,19 @@ class FhirClient:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         page_size: int | None = None,
+        capabilities: Capabilities | None = None,
+        on_request: Sequence[Callable[[httpx.Request], Awaitable[None]]] = (),
     ) -> None:
+        """``capabilities`` stands in for the server's CapabilityStatement (the per-server cache is
+        then neither read nor filled): a seam for tests of the search fallbacks, and for servers
+        whose statement is known to be wrong. ``on_request`` hooks see every request as it is
+        sent (httpx request event hooks), retries included.
+        """
         settings = settings or get_settings()
         self.base_url = base_url.rstrip("/") + "/"
         self.page_size = page_size or settings.fhir_page_size
         self.retry = retry or RetryPolicy(max_retries=settings.fhir_max_retries)
+        self._capabilities = capabilities
         self.requests_sent = 0
         """HTTP requests put on the wire, retries included (for measurements and tests)."""
         self._http = httpx.AsyncClient(
@@ -59,7 +67,7 @@ class FhirClient:
             timeout=httpx.Timeout(settings.fhir_timeout_seconds),
             headers={"Accept": FHIR_JSON},
             follow_redirects=False,
-            event_hooks={"request": [self._count_request]},
+            event_hooks={"request": [self._count_request, *on_request]},
         )
 
     async def _count_request(self, request: httpx.Request) -> None:
@@ -100,6 +108,8 @@ class FhirClient:
 
     async def capabilities(self) -> Capabilities:
         """The server's CapabilityStatement, read once per base URL for the whole process."""
+        if self._capabilities is not None:
+            return self._capabilities
 
         async def fetch() -> dict[str, Any]:
             try:

@@ -37,6 +37,8 @@ from service.errors import (
 )
 
 __all__ = [
+    "MAX_ISSUE_CHARS",
+    "MAX_QUOTED_ISSUES",
     "RETRY_STATUSES",
     "RetryPolicy",
     "check_response",
@@ -144,8 +146,23 @@ async def send_with_retry(
     raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
 
 
+MAX_QUOTED_ISSUES = 3
+"""Issues quoted in an error message; a rejected transaction can list hundreds."""
+MAX_ISSUE_CHARS = 200
+"""Characters quoted per issue, location included."""
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
 def outcome_text(response: httpx.Response) -> str:
-    """The OperationOutcome's issue texts, joined; a short fallback when there is none."""
+    """The OperationOutcome's first few issue texts, joined; a short fallback when there is none.
+
+    Only ``diagnostics`` (else ``details.text``) and ``expression`` (else ``location``) are quoted,
+    at most MAX_QUOTED_ISSUES of them and each cut to MAX_ISSUE_CHARS, then "(and N more)": the
+    message goes to logs and to the clinician's page, and must stay short there.
+    """
     try:
         data = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -157,11 +174,18 @@ def outcome_text(response: httpx.Response) -> str:
     errors = [i for i in issues if i.get("severity") in ("fatal", "error")]
     texts: list[str] = []
     for issue in errors or issues:
-        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+        details = issue.get("details")
+        text = issue.get("diagnostics") or (details.get("text") if isinstance(details, dict)
+                                            else None)
         if text:
-            where = ", ".join(issue.get("expression") or issue.get("location") or [])
-            texts.append(f"{text} ({where})" if where else str(text))
-    return "; ".join(texts) or f"HTTP {response.status_code} with an empty OperationOutcome"
+            places = issue.get("expression") or issue.get("location") or []
+            where = ", ".join(str(p) for p in places) if isinstance(places, list) else ""
+            texts.append(_clip(f"{text} ({where})" if where else str(text), MAX_ISSUE_CHARS))
+    if not texts:
+        return f"HTTP {response.status_code} with an empty OperationOutcome"
+    quoted = "; ".join(texts[:MAX_QUOTED_ISSUES])
+    more = len(texts) - MAX_QUOTED_ISSUES
+    return f"{quoted} (and {more} more)" if more > 0 else quoted
 
 
 def check_response(response: httpx.Response, *, what: str) -> None:

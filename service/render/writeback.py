@@ -12,9 +12,14 @@ Choices, with the spec sections behind them:
   identifier.
 - **DetectedIssue** (https://hl7.org/fhir/R4/detectedissue.html), in the style of the HL7 PDDI CDS
   IG: one per contraindication and per major or moderate interaction; ``code`` v3-ActCode ``DRG``
-  for interactions, our ``contraindication`` code otherwise; the management text goes in
-  ``detail``. ``mitigation`` is left empty on purpose: it records an action *taken* by a clinician
-  (``mitigation.action`` + ``author``), which the app cannot claim.
+  for interactions, our ``contraindication`` code otherwise; summary and management text go in
+  ``detail``. ``mitigation`` records an action "taken or committed to": the write-back happens
+  when the clinician saves the screening to the chart, so the rule's recommended management is
+  what they commit to. ``mitigation.action`` is that text alone (a CodeableConcept without a
+  code: no ActDetectedIssueManagementCode says "followed the label advice"), ``date`` the write
+  time and ``author`` the launching practitioner when there is one (the element allows
+  Practitioner or PractitionerRole only, never the app's Device). A rule without management text
+  gets no mitigation.
 - **Provenance**: targets every resource written; agents are the app (a Device, created in the same
   transaction) and the launching clinician when there is one; activity v3-DataOperation CREATE.
   R4 Provenance has no identifier, so its idempotency key is a ``meta.tag``.
@@ -33,7 +38,11 @@ from typing import TYPE_CHECKING
 
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.coding import Coding
-from fhir.resources.R4B.detectedissue import DetectedIssue, DetectedIssueEvidence
+from fhir.resources.R4B.detectedissue import (
+    DetectedIssue,
+    DetectedIssueEvidence,
+    DetectedIssueMitigation,
+)
 from fhir.resources.R4B.device import Device, DeviceDeviceName, DeviceVersion
 from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.observation import Observation, ObservationComponent
@@ -162,8 +171,20 @@ def _issue_wanted(finding: Finding) -> bool:
         finding.kind == "interaction" and finding.severity in ("major", "moderate"))
 
 
+def _mitigation(finding: Finding, practitioner: str | None,
+                now: datetime) -> list[DetectedIssueMitigation] | None:
+    """The recommended management, committed to by saving the screening (see module docstring)."""
+    if not finding.detail:
+        return None
+    author = Reference(reference=reference_to("Practitioner", practitioner)) \
+        if practitioner else None
+    return [DetectedIssueMitigation(action=CodeableConcept(text=finding.detail), date=now,
+                                    author=author)]
+
+
 def _issue(finding: Finding, key: str, patient: Reference, observation: TxEntry,
-           device: TxEntry, as_of: datetime) -> TxEntry:
+           device: TxEntry, as_of: datetime, *, practitioner: str | None,
+           now: datetime) -> TxEntry:
     system = f"{IDENTIFIER_BASE}/detected-issue"
     value = f"{key}.{_hash(finding.rule, *finding.evidence)[:16]}"
     if finding.kind == "interaction":
@@ -185,6 +206,7 @@ def _issue(finding: Finding, key: str, patient: Reference, observation: TxEntry,
         implicated=[Reference(reference=r) for r in _evidence_refs(finding.evidence)] or None,
         evidence=[DetectedIssueEvidence(detail=[observation.reference()])],
         detail=f"{detail} (source: {finding.source})" if finding.source else detail,
+        mitigation=_mitigation(finding, practitioner, now),
     )
     return TxEntry(issue, system, value)
 
@@ -230,7 +252,8 @@ def build_screening_write(
     issues: dict[str, TxEntry] = {}
     for finding in result.findings:
         if _issue_wanted(finding):
-            entry = _issue(finding, key, patient, obs_entry, device, result.as_of)
+            entry = _issue(finding, key, patient, obs_entry, device, result.as_of,
+                           practitioner=practitioner, now=now)
             issues.setdefault(entry.value, entry)
     targets = [device, obs_entry, *issues.values()]
     provenance = provenance_entry(f"{key}.provenance", targets, device=device,

@@ -1,15 +1,23 @@
-"""HTTP faults injected with httpx.MockTransport: each maps to its error class, in bounded time."""
+"""HTTP faults injected with respx: each maps to its error class, in bounded time.
+
+respx stands in for the network only to break it. Where a fault needs an answer afterwards (a
+retry that succeeds, the searches around a failing read) the routes give one canned resource: the
+patient, or an empty searchset. There is no search logic here; reading real records is tested
+against the HAPI sandbox (test_client_read.py).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
+import respx
 
 from service.config import Settings
 from service.errors import (
@@ -21,204 +29,220 @@ from service.errors import (
     FhirUnavailable,
 )
 from service.fhir import capabilities
+from service.fhir.capabilities import Capabilities
 from service.fhir.client import FhirClient
 from service.fhir.http import RetryPolicy, retry_after_seconds
-from tests.fhir.fake_server import BASE, FakeFhir, outcome
+from service.screening.model import RawPatientData
 
+BASE = "https://fhir.test/fhir"
 AS_OF = datetime(2026, 6, 15, 12, tzinfo=UTC)
 FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, retry_after_cap=0.3)
+STANDARD = Capabilities()
+"""An empty statement: standard search, no ``_include`` (so no /metadata route is needed)."""
+
+PATIENT = {"resourceType": "Patient", "id": "p1", "meta": {"versionId": "3"},
+           "name": [{"family": "Zzyzx-Secret"}], "birthDate": "1980-01-01"}
+EMPTY = {"resourceType": "Bundle", "type": "searchset", "total": 0}
+SEARCHED = ("Condition", "AllergyIntolerance", "MedicationStatement", "MedicationRequest",
+            "Observation")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_capabilities() -> Iterator[None]:
-    capabilities.clear_cache()
-    yield
-    capabilities.clear_cache()
+def outcome(status: int, text: str, **headers: str) -> httpx.Response:
+    return httpx.Response(status, headers=headers, json={
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "processing", "diagnostics": text}]})
 
 
-def patient(pid: str = "p1") -> dict[str, object]:
-    return {"resourceType": "Patient", "id": pid, "meta": {"versionId": "3"},
-            "name": [{"family": "Zzyzx-Secret"}], "birthDate": "1980-01-01"}
+@pytest.fixture
+def server() -> Iterator[respx.MockRouter]:
+    """The patient and empty searches by default; each test overrides the route it breaks.
+
+    Routes are named ``patient`` and by resource type (``server["Condition"]``).
+    """
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.get("/Patient/p1", name="patient").respond(200, json=PATIENT)
+        for rtype in SEARCHED:
+            router.get(f"/{rtype}", name=rtype).respond(200, json=EMPTY)
+        yield router
 
 
-def client(fake: FakeFhir, retry: RetryPolicy = FAST) -> FhirClient:
-    return FhirClient(BASE, settings=Settings(fhir_timeout_seconds=1.0), retry=retry,
-                      transport=fake.transport())
+def client(**kwargs: Any) -> FhirClient:
+    kwargs.setdefault("retry", FAST)
+    return FhirClient(BASE, settings=Settings(fhir_timeout_seconds=1.0), capabilities=STANDARD,
+                      **kwargs)
 
 
-async def read(fake: FakeFhir, pid: str = "p1") -> tuple[object, float]:
+class Timed:
+    elapsed = 0.0
+
+
+async def read(pid: str = "p1", timed: Timed | None = None) -> RawPatientData:
     started = time.perf_counter()
-    async with client(fake) as fhir:
-        try:
-            return await fhir.read_patient_data(pid, as_of=AS_OF, bp_window_days=30), \
-                time.perf_counter() - started
-        except Exception as exc:
-            exc.elapsed = time.perf_counter() - started  # type: ignore[attr-defined]
-            raise
+    try:
+        async with client() as fhir:
+            return await fhir.read_patient_data(pid, as_of=AS_OF, bp_window_days=30)
+    finally:
+        if timed is not None:
+            timed.elapsed = time.perf_counter() - started
 
 
-def on_path(
-    path: str, answer: httpx.Response | Exception, times: int | None = None
-) -> Callable[[httpx.Request], httpx.Response | None]:
-    """A fail hook answering ``answer`` for requests whose path ends with ``path``."""
-    count = {"n": 0}
-
-    def hook(request: httpx.Request) -> httpx.Response | None:
-        if not request.url.path.endswith(path):
-            return None
-        if times is not None and count["n"] >= times:
-            return None
-        count["n"] += 1
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    return hook
+async def test_timeout_becomes_fhir_timeout_after_bounded_retries(
+    server: respx.MockRouter,
+) -> None:
+    server["patient"].side_effect = httpx.ReadTimeout("slow")
+    timed = Timed()
+    with pytest.raises(FhirTimeout, match="did not answer in time"):
+        await read(timed=timed)
+    assert timed.elapsed < 2
+    assert server["patient"].call_count == 1 + FAST.max_retries
 
 
-async def test_timeout_becomes_fhir_timeout_after_bounded_retries() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    fake.fail = on_path("/Patient/p1", httpx.ReadTimeout("slow"))
-    with pytest.raises(FhirTimeout, match="did not answer in time") as info:
-        await read(fake)
-    assert info.value.elapsed < 2  # type: ignore[attr-defined]
-    assert sum(r.url.path.endswith("/Patient/p1") for r in fake.requests) == 1 + FAST.max_retries
-
-
-async def test_429_honours_retry_after_then_succeeds() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    fake.fail = on_path("/Patient/p1", httpx.Response(429, headers={"Retry-After": "1"}), times=1)
-    data, elapsed = await read(fake)
-    assert data.patient is not None  # type: ignore[attr-defined]
+async def test_429_honours_retry_after_then_succeeds(server: respx.MockRouter) -> None:
+    server["patient"].side_effect = [httpx.Response(429, headers={"Retry-After": "1"}),
+                                     httpx.Response(200, json=PATIENT)]
+    timed = Timed()
+    data = await read(timed=timed)
+    assert data.patient is not None
     # Retry-After: 1 is capped to 0.3 s by the policy: waited at least that, not a full second.
-    assert 0.3 <= elapsed < 1.0
+    assert 0.3 <= timed.elapsed < 1.0
+    assert server["patient"].call_count == 2
 
 
-async def test_429_forever_becomes_unavailable() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    fake.fail = on_path("/Patient/p1", httpx.Response(429, headers={"Retry-After": "120"}))
+async def test_429_forever_becomes_unavailable(server: respx.MockRouter) -> None:
+    server["patient"].respond(429, headers={"Retry-After": "120"})
+    timed = Timed()
     with pytest.raises(FhirUnavailable) as info:
-        await read(fake)
+        await read(timed=timed)
     assert info.value.status == 429
-    assert info.value.elapsed < 1.5  # type: ignore[attr-defined]  # two capped waits of 0.3 s
+    assert timed.elapsed < 1.5  # two capped waits of 0.3 s
 
 
-async def test_500_is_not_retried() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    fake.fail = on_path("/Patient/p1", outcome(500, "NullPointerException"))
-    with pytest.raises(FhirUnavailable, match="500") as info:
-        await read(fake)
-    assert info.value.elapsed < 1  # type: ignore[attr-defined]
-    assert sum(r.url.path.endswith("/Patient/p1") for r in fake.requests) == 1
+async def test_500_is_not_retried(server: respx.MockRouter) -> None:
+    server["patient"].return_value = outcome(500, "NullPointerException")
+    timed = Timed()
+    with pytest.raises(FhirUnavailable, match=r"500.*NullPointerException"):
+        await read(timed=timed)
+    assert timed.elapsed < 1
+    assert server["patient"].call_count == 1
 
 
-async def test_connection_reset_is_retried_then_unavailable() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    fake.fail = on_path("/Patient/p1", httpx.ReadError("Connection reset by peer"))
-    with pytest.raises(FhirUnavailable, match="ReadError") as info:
-        await read(fake)
-    assert info.value.elapsed < 2  # type: ignore[attr-defined]
+@pytest.mark.parametrize("status", [502, 503])
+async def test_gateway_errors_are_retried_then_succeed(
+    server: respx.MockRouter, status: int
+) -> None:
+    server["patient"].side_effect = [httpx.Response(status), outcome(status, "busy"),
+                                     httpx.Response(200, json=PATIENT)]
+    data = await read()
+    assert data.patient is not None and data.patient.id == "p1"
+    assert server["patient"].call_count == 3
 
 
-async def test_one_connection_reset_is_absorbed() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    fake.fail = on_path("/Condition", httpx.ConnectError("reset"), times=1)
-    data, _ = await read(fake)
-    assert data.patient is not None  # type: ignore[attr-defined]
+async def test_connection_reset_is_retried_then_unavailable(server: respx.MockRouter) -> None:
+    server["patient"].side_effect = httpx.ReadError("Connection reset by peer")
+    timed = Timed()
+    with pytest.raises(FhirUnavailable, match="ReadError"):
+        await read(timed=timed)
+    assert timed.elapsed < 2
+    assert server["patient"].call_count == 1 + FAST.max_retries
 
 
-async def test_malformed_json_is_a_protocol_error() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    fake.fail = on_path("/Patient/p1", httpx.Response(200, content=b"{not json"))
+async def test_one_connection_reset_is_absorbed(server: respx.MockRouter) -> None:
+    server["Condition"].side_effect = [httpx.ConnectError("reset"),
+                                            httpx.Response(200, json=EMPTY)]
+    data = await read()
+    assert data.patient is not None
+    assert server["Condition"].call_count == 2
+
+
+async def test_malformed_json_is_a_protocol_error(server: respx.MockRouter) -> None:
+    server["patient"].respond(200, content=b"{not json")
     with pytest.raises(FhirProtocolError, match="malformed JSON"):
-        await read(fake)
+        await read()
 
 
-async def test_unknown_patient_is_not_found() -> None:
-    fake = FakeFhir()
+async def test_unknown_patient_is_not_found(server: respx.MockRouter) -> None:
+    server.get("/Patient/nobody").return_value = outcome(
+        404, "HAPI-2001: Resource Patient/nobody is not known")
     with pytest.raises(FhirNotFound) as info:
-        await read(fake, "nobody")
+        await read("nobody")
     assert str(info.value).startswith("patient not found: Patient/nobody")
     assert info.value.status == 404
 
 
-async def test_401_carries_the_server_diagnostics() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    fake.fail = on_path("/Patient/p1", outcome(401, "token expired at 12:00"))
+@pytest.mark.parametrize("status", [401, 403])
+async def test_auth_refusals_carry_the_server_diagnostics(
+    server: respx.MockRouter, status: int
+) -> None:
+    server["patient"].return_value = outcome(status, "token expired at 12:00")
     with pytest.raises(FhirAuthError, match="token expired at 12:00") as info:
-        await read(fake)
-    assert info.value.status == 401
+        await read()
+    assert info.value.status == status
+    assert server["patient"].call_count == 1
 
 
-async def test_a_failed_page_fails_the_whole_read() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    for n in range(30):
-        fake.add({"resourceType": "Observation", "id": f"bp{n}", "status": "final",
-                  "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
-                  "subject": {"reference": "Patient/p1"},
-                  "effectiveDateTime": (AS_OF - timedelta(days=1, minutes=n)).isoformat()})
-
-    def second_page_down(request: httpx.Request) -> httpx.Response | None:
-        return outcome(503, "down") if "_offset" in str(request.url) else None
-
-    fake.fail = second_page_down
-    async with FhirClient(BASE, settings=Settings(), retry=FAST, page_size=10,
-                          transport=fake.transport()) as fhir:
-        with pytest.raises(FhirUnavailable, match="503"):
-            await fhir.read_patient_data("p1", as_of=AS_OF, bp_window_days=30)
+async def test_a_failed_page_fails_the_whole_read(server: respx.MockRouter) -> None:
+    first = {**EMPTY, "total": 30, "link": [
+        {"relation": "next", "url": f"{BASE}?_getpages=abc&_getpagesoffset=10"}],
+        "entry": [{"resource": {"resourceType": "Condition", "id": "c1",
+                                "subject": {"reference": "Patient/p1"}},
+                   "search": {"mode": "match"}}]}
+    server["Condition"].respond(200, json=first)
+    pages = server.get("", params={"_getpages": "abc"}).respond(503)
+    with pytest.raises(FhirUnavailable, match="503"):
+        await read()
+    assert pages.call_count == 1 + FAST.max_retries
 
 
-async def test_a_next_link_to_another_host_is_refused() -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-
-    def evil(request: httpx.Request) -> httpx.Response | None:
-        if request.url.path.endswith("/Condition"):
-            return httpx.Response(200, json={
-                "resourceType": "Bundle", "type": "searchset",
-                "link": [{"relation": "next", "url": "https://evil.example/fhir?page=2"}]})
-        return None
-
-    fake.fail = evil
+async def test_a_next_link_to_another_host_is_refused(server: respx.MockRouter) -> None:
+    server["Condition"].respond(200, json={
+        **EMPTY, "link": [{"relation": "next", "url": "https://evil.example/fhir?page=2"}]})
     with pytest.raises(FhirProtocolError, match="leaves the server"):
-        await read(fake)
+        await read()
 
 
-async def test_rejected_transaction_carries_the_outcome() -> None:
-    fake = FakeFhir()
-    fake.fail = lambda request: outcome(422, "Observation.status: minimum required = 1") \
-        if request.method == "POST" else None
-    async with client(fake) as fhir:
+async def test_rejected_transaction_carries_the_outcome(server: respx.MockRouter) -> None:
+    post = server.post("/").mock(return_value=outcome(
+        422, "Observation.status: minimum required = 1"))
+    async with client() as fhir:
         with pytest.raises(FhirRejected, match="minimum required"):
             await fhir.transaction({"resourceType": "Bundle", "type": "transaction"}, retry=True)
-    assert len(fake.requests) == 1
+    assert post.call_count == 1
 
 
-async def test_transaction_replayed_after_a_network_error() -> None:
-    fake = FakeFhir()
+async def test_transaction_replayed_after_a_network_error(server: respx.MockRouter) -> None:
     answer = {"resourceType": "Bundle", "type": "transaction-response", "entry": []}
-    calls = {"n": 0}
-
-    def flaky(request: httpx.Request) -> httpx.Response | None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response")
-        return httpx.Response(200, json=answer)
-
-    fake.fail = flaky
-    async with client(fake) as fhir:
+    server.post("/").side_effect = [
+        httpx.RemoteProtocolError("Server disconnected without sending a response"),
+        httpx.Response(200, json=answer)]
+    async with client() as fhir:
         assert await fhir.transaction({"resourceType": "Bundle", "type": "transaction"},
                                       retry=True) == answer
         assert fhir.requests_sent == 2
+
+
+async def test_transaction_not_replayed_when_not_idempotent(server: respx.MockRouter) -> None:
+    post = server.post("/").mock(side_effect=httpx.RemoteProtocolError("disconnected"))
+    async with client() as fhir:
+        with pytest.raises(FhirUnavailable):
+            await fhir.transaction({"resourceType": "Bundle", "type": "transaction"},
+                                   retry=False)
+    assert post.call_count == 1
+
+
+async def test_metadata_failure_falls_back_to_standard_search() -> None:
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.get("/metadata").respond(404)
+        router.get("/Patient/p1").respond(200, json=PATIENT)
+        searches = router.get(path__regex=rf"^/({'|'.join(SEARCHED)})$").respond(200, json=EMPTY)
+        capabilities.clear_cache()
+        try:
+            async with FhirClient(BASE, settings=Settings(), retry=FAST) as fhir:
+                data = await fhir.read_patient_data("p1", as_of=AS_OF, bp_window_days=30)
+        finally:
+            capabilities.clear_cache()
+    assert data.patient is not None
+    assert searches.call_count == 6
+    assert all("_include" not in call.request.url.params for call in searches.calls)
 
 
 def test_retry_after_parses_seconds_and_http_dates() -> None:
@@ -233,13 +257,14 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
 
 
 async def test_requests_carry_an_id_and_logs_carry_no_phi(
-    caplog: pytest.LogCaptureFixture,
+    server: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake = FakeFhir()
-    fake.add(patient())
-    fake.fail = on_path("/Condition", httpx.ReadError("reset"), times=1)
+    server["Condition"].side_effect = [httpx.ReadError("reset"),
+                                            httpx.Response(200, json=EMPTY)]
     with caplog.at_level(logging.DEBUG, logger="service"):
-        await read(fake)
-    assert all(r.headers.get("X-Request-ID") for r in fake.requests)
+        await read()
+    assert server["Condition"].call_count == 2
+    assert server.calls and all(call.request.headers.get("X-Request-ID")
+                                for call in server.calls)
     assert "Zzyzx-Secret" not in caplog.text
     assert "Patient/p1" in caplog.text  # ids are fine

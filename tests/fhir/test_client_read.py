@@ -1,25 +1,35 @@
-"""read_patient_data against the in-memory fake: search planning, fallbacks, parsing, paging."""
+"""read_patient_data against the HAPI sandbox: search planning, fallbacks, includes, paging.
+
+HAPI supports every search this client can ask for, so the fallbacks are reached by handing the
+client a narrower CapabilityStatement (the ``capabilities`` seam): HAPI's own statement with a
+parameter or an ``_include`` taken out. The client then plans its fallback searches and HAPI
+really answers them. Each test checks both the outcome and the requests sent; the requests are
+*recorded* by an httpx event hook, nothing is stood in for.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+import copy
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from service.config import Settings
+from service.errors import FhirProtocolError
 from service.fhir import capabilities
 from service.fhir.capabilities import Capabilities
 from service.fhir.client import FhirClient
-from service.fhir.http import RetryPolicy
-from service.fhir.paging import plan_searches
-from tests.fhir.fake_server import ALL_PARAMS, BASE, FakeFhir, capability_statement
+from service.fhir.paging import add_medications
+from service.screening.model import RawPatientData
+from tests.fhir.seed import AS_OF, LOINC, load
 
-AS_OF = datetime(2026, 6, 15, 12, tzinfo=UTC)
-LOINC = "http://loinc.org"
+pytestmark = pytest.mark.integration
+
+MEDICATION_SEARCHES = ("MedicationStatement", "MedicationRequest")
 
 
 @pytest.fixture(autouse=True)
@@ -29,168 +39,303 @@ def _fresh_capabilities() -> Iterator[None]:
     capabilities.clear_cache()
 
 
-def obs(oid: str, code: str, days_ago: float, pid: str = "p1") -> dict[str, Any]:
-    return {"resourceType": "Observation", "id": oid, "status": "final",
-            "meta": {"versionId": "2"},
+# -- The record -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    pid: str
+    tag: str
+
+    def ref(self, rtype: str, name: str) -> str:
+        return f"{rtype}/{name}-{self.tag}"
+
+    @property
+    def expected(self) -> set[str]:
+        """What a full-capability read returns: the old BP and the cholesterol are left out."""
+        return {self.ref("Condition", "c1"), self.ref("MedicationStatement", "ms1"),
+                self.ref("MedicationRequest", "mr1"), self.ref("AllergyIntolerance", "a1"),
+                self.ref("Observation", "bp-recent"), self.ref("Observation", "bp-recent2"),
+                self.ref("Observation", "wt")}
+
+    @property
+    def medications(self) -> set[str]:
+        return {self.ref("Medication", "m1"), self.ref("Medication", "m2")}
+
+
+def _obs(tag: str, name: str, code: str, days_ago: float, pid: str) -> dict[str, Any]:
+    when = AS_OF - timedelta(days=days_ago)
+    return {"resourceType": "Observation", "id": f"{name}-{tag}", "status": "final",
             "code": {"coding": [{"system": LOINC, "code": code}]},
             "subject": {"reference": f"Patient/{pid}"},
-            "effectiveDateTime": (AS_OF - timedelta(days=days_ago)).isoformat()}
+            "effectiveDateTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "valueQuantity": {"value": 1}}
 
 
-def record() -> FakeFhir:
-    fake = FakeFhir()
-    fake.add(
-        {"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"},
-        {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+def _resources(tag: str) -> list[dict[str, Any]]:
+    pid, other = f"rd-{tag}", f"rd2-{tag}"
+    subject = {"reference": f"Patient/{pid}"}
+    return [
+        {"resourceType": "Patient", "id": pid, "birthDate": "1980-01-01"},
+        {"resourceType": "Patient", "id": other, "birthDate": "1990-01-01"},
+        {"resourceType": "Condition", "id": f"c1-{tag}", "subject": subject,
          "code": {"text": "aortic aneurysm"}},
-        {"resourceType": "Medication", "id": "m1", "code": {"text": "midazolam"}},
-        {"resourceType": "Medication", "id": "m2", "code": {"text": "oxycodone"}},
-        {"resourceType": "MedicationStatement", "id": "ms1", "status": "active",
-         "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference":
-                                                                          "Medication/m1"}},
-        {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
-         "subject": {"reference": "Patient/p1"},
-         "medicationReference": {"reference": f"{BASE}/Medication/m2"}},
-        {"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": "Patient/p1"},
+        {"resourceType": "Medication", "id": f"m1-{tag}", "code": {"text": "midazolam"}},
+        {"resourceType": "Medication", "id": f"m2-{tag}", "code": {"text": "oxycodone"}},
+        {"resourceType": "MedicationStatement", "id": f"ms1-{tag}", "status": "active",
+         "subject": subject, "medicationReference": {"reference": f"Medication/m1-{tag}"}},
+        {"resourceType": "MedicationRequest", "id": f"mr1-{tag}", "status": "active",
+         "intent": "order", "subject": subject,
+         "medicationReference": {"reference": f"Medication/m2-{tag}"}},
+        {"resourceType": "AllergyIntolerance", "id": f"a1-{tag}", "patient": subject,
+         "clinicalStatus": {"coding": [{
+             "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+             "code": "active"}]},
          "code": {"text": "ketamine"}},
-        obs("bp-recent", "85354-9", 3), obs("bp-old", "85354-9", 90), obs("wt", "29463-7", 400),
-        obs("chol", "2093-3", 1),  # not needed by any rule
-        obs("other-patient", "85354-9", 1, pid="p2"),
-    )
-    return fake
+        _obs(tag, "bp-recent", "85354-9", 3, pid),
+        _obs(tag, "bp-recent2", "85354-9", 5, pid),
+        _obs(tag, "bp-old", "85354-9", 90, pid),
+        _obs(tag, "wt", "29463-7", 400, pid),
+        _obs(tag, "chol", "2093-3", 1, pid),  # no rule reads it
+        _obs(tag, "bp-other", "85354-9", 1, other),  # someone else's
+    ]
 
 
-def ids(data: Any) -> set[str]:
+@pytest.fixture(scope="module")
+async def record(fhir_base_url: str) -> Record:
+    tag = uuid.uuid4().hex[:10]
+    await load(fhir_base_url, _resources(tag))
+    return Record(f"rd-{tag}", tag)
+
+
+@pytest.fixture(scope="module")
+def statement(fhir_base_url: str) -> dict[str, Any]:
+    """HAPI's own CapabilityStatement, to narrow per test."""
+    response = httpx.get(f"{fhir_base_url}/metadata", headers={"Accept": "application/fhir+json"},
+                         timeout=60)
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def narrowed(
+    statement: Mapping[str, Any],
+    *,
+    params: Mapping[str, set[str]] | None = None,
+    no_medication_include: bool = False,
+) -> Capabilities:
+    """``statement`` without the search ``params`` (type -> names), and optionally without
+    ``_include`` on the medication searches (both the ``*`` wildcard and the named include)."""
+    data = copy.deepcopy(dict(statement))
+    for rest in data["rest"]:
+        for resource in rest["resource"]:
+            rtype = resource["type"]
+            drop = (params or {}).get(rtype, set())
+            resource["searchParam"] = [p for p in resource.get("searchParam", [])
+                                       if p["name"] not in drop]
+            if no_medication_include and rtype in MEDICATION_SEARCHES:
+                resource["searchInclude"] = [i for i in resource.get("searchInclude", [])
+                                             if i not in ("*", f"{rtype}:medication")]
+    caps = Capabilities.from_statement(data)
+    for rtype, names in (params or {}).items():  # the narrowing really took
+        assert not names & caps.search_params[rtype]
+    return caps
+
+
+# -- Recording what was sent --------------------------------------------------------------------
+
+
+@dataclass
+class Recorder:
+    """An httpx request hook that keeps every request sent (it changes nothing)."""
+
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    async def __call__(self, request: httpx.Request) -> None:
+        self.requests.append(request)
+
+    def to(self, rtype: str, method: str = "GET") -> list[httpx.URL]:
+        """URLs of the requests to ``[base]/rtype`` (the first page of a search of ``rtype``)."""
+        return [r.url for r in self.requests
+                if r.method == method and r.url.path.rstrip("/").endswith(f"/fhir/{rtype}")]
+
+    def pages(self) -> list[httpx.URL]:
+        """Follow-up pages: HAPI's ``next`` links are ``[base]?_getpages=...``."""
+        return [r.url for r in self.requests if "_getpages" in r.url.params]
+
+
+def ids(data: RawPatientData) -> set[str]:
     return {f"{r.get_resource_type()}/{r.id}" for r in data.resources}
 
 
-async def read(fake: FakeFhir, **kwargs: Any) -> Any:
-    async with FhirClient(BASE, settings=Settings(), transport=fake.transport(),
-                          retry=RetryPolicy(max_retries=0), **kwargs) as fhir:
-        data = await fhir.read_patient_data("p1", as_of=AS_OF, bp_window_days=30)
-        return data, fhir.requests_sent
+async def read(
+    base: str, record: Record, *, caps: Capabilities | None = None, **kwargs: Any
+) -> tuple[RawPatientData, Recorder]:
+    recorder = Recorder()
+    async with FhirClient(base, capabilities=caps, on_request=[recorder], **kwargs) as fhir:
+        data = await fhir.read_patient_data(record.pid, as_of=AS_OF, bp_window_days=30)
+        assert fhir.requests_sent == len(recorder.requests)
+    return data, recorder
 
 
-async def test_reads_everything_the_rules_need_with_includes() -> None:
-    data, sent = await read(record())
-    assert ids(data) == {"Condition/c1", "MedicationStatement/ms1", "MedicationRequest/mr1",
-                         "AllergyIntolerance/a1", "Observation/bp-recent", "Observation/wt"}
-    assert set(data.medications) == {"Medication/m1", "Medication/m2"}
-    assert data.patient.birthDate.isoformat() == "1980-01-01"
-    assert data.versions["Observation/bp-recent"] == "2"
+# -- Full capabilities ------------------------------------------------------------------------
+
+
+async def test_reads_everything_the_rules_need_with_includes(
+    fhir_base_url: str, record: Record
+) -> None:
+    data, sent = await read(fhir_base_url, record)
+    assert ids(data) == record.expected
+    assert set(data.medications) == record.medications
+    assert data.patient is not None and data.patient.birthDate.isoformat() == "1980-01-01"
+    assert data.versions[record.ref("Observation", "bp-recent")] == "1"
     assert data.problems == []
-    assert sent == 8  # metadata + Patient + 6 searches; Medications came by _include
+    # metadata + Patient + 6 searches; the Medications came by _include, on the first page
+    assert len(sent.requests) == 8
+    assert len(sent.to("metadata")) == 1
+    for rtype in MEDICATION_SEARCHES:
+        [url] = sent.to(rtype)
+        assert url.params["_include"] == f"{rtype}:medication"
+    assert sent.to("Medication") == []
+    assert [r for r in sent.requests if r.method == "POST"] == []
+    bp = [u for u in sent.to("Observation") if "date" in u.params]
+    assert len(bp) == 1 and bp[0].params["date"] == "ge2026-05-16T12:00:00Z"
+    assert all(u.params["patient"] == f"Patient/{record.pid}" for u in sent.to("Observation"))
 
 
-async def test_without_include_medications_come_by_id_search() -> None:
-    fake = record()
-    fake.statement = capability_statement(includes=False)
-    data, _ = await read(fake)
-    assert set(data.medications) == {"Medication/m1", "Medication/m2"}
-    med_searches = [r for r in fake.requests if r.url.path.endswith("/Medication")]
-    assert len(med_searches) == 1
-    assert set(med_searches[0].url.params["_id"].split(",")) == {"m1", "m2"}
+async def test_capabilities_are_read_once_per_server(
+    fhir_base_url: str, record: Record
+) -> None:
+    _, first = await read(fhir_base_url, record)
+    _, second = await read(fhir_base_url, record)
+    assert len(first.to("metadata")) == 1
+    assert second.to("metadata") == []
 
 
-async def test_without_include_or_id_search_medications_come_by_batch() -> None:
-    fake = record()
-    params = dict(ALL_PARAMS)
-    params["Medication"] = ["code"]
-    fake.statement = capability_statement(params, includes=False)
-    del fake.resources["Medication/m2"]
-    data, _ = await read(fake)
-    assert set(data.medications) == {"Medication/m1"}
-    assert [p.reference for p in data.problems] == ["Medication/m2"]
-    posts = [r for r in fake.requests if r.method == "POST"]
-    assert len(posts) == 1 and json.loads(posts[0].content)["type"] == "batch"
-
-
-async def test_without_patient_param_uses_subject() -> None:
-    fake = record()
-    params = {k: [p for p in v if p != "patient"] for k, v in ALL_PARAMS.items()}
-    params["AllergyIntolerance"] = ["patient"]  # AllergyIntolerance has no subject
-    fake.statement = capability_statement(params)
-    data, _ = await read(fake)
-    assert "Condition/c1" in ids(data)
-    searches = [r for r in fake.requests if r.url.path.endswith("/Observation")]
-    assert all("subject" in r.url.params and "patient" not in r.url.params for r in searches)
-
-
-async def test_without_code_param_observations_are_filtered_here() -> None:
-    fake = record()
-    params = dict(ALL_PARAMS)
-    params["Observation"] = ["patient"]
-    fake.statement = capability_statement(params)
-    data, _ = await read(fake)
-    observations = {i for i in ids(data) if i.startswith("Observation/")}
-    # no date filter either: the old BP comes too (the rules apply the window); cholesterol not
-    assert observations == {"Observation/bp-recent", "Observation/bp-old", "Observation/wt"}
-
-
-async def test_capabilities_are_read_once_per_server() -> None:
-    fake = record()
-    await read(fake)
-    await read(fake)
-    assert sum(r.url.path.endswith("/metadata") for r in fake.requests) == 1
-
-
-async def test_unparseable_resource_becomes_a_problem() -> None:
-    fake = record()
-    fake.add({"resourceType": "Condition", "id": "bad", "subject": {"reference": "Patient/p1"},
-              "recordedDate": "yesterday"})
-    data, _ = await read(fake)
-    assert [p.reference for p in data.problems] == ["Condition/bad"]
-    assert "recordedDate" in data.problems[0].problem
-    assert "yesterday" not in data.problems[0].problem
-    assert "Condition/bad" not in ids(data)
-
-
-async def test_missing_medication_becomes_a_problem() -> None:
-    fake = record()
-    del fake.resources["Medication/m1"]
-    fake.statement = capability_statement(includes=False)
-    data, _ = await read(fake)
-    assert [p.reference for p in data.problems] == ["Medication/m1"]
-
-
-async def test_paging_follows_next_links() -> None:
-    fake = record()
-    for n in range(95):
-        fake.add(obs(f"bp{n}", "8480-6", 1 + n / 10))
-    data, sent = await read(fake, page_size=10)
-    assert sum(i.startswith("Observation/bp") and i[14:].isdigit() for i in ids(data)) == 95
-    assert sent > 10
-
-
-def test_plan_uses_loinc_tokens_and_a_date_bound_for_bp_only() -> None:
-    caps = Capabilities.from_statement(capability_statement())
-    plan = plan_searches(caps, "p1", AS_OF - timedelta(days=30))
-    bp = dict(plan["Observation:bp"][1])
-    other = dict(plan["Observation:other"][1])
-    assert bp["date"] == "ge2026-05-16T12:00:00Z"
-    assert "http://loinc.org|85354-9" in bp["code"].split(",")
-    assert "date" not in other
-    assert set(other["code"].split(",")) >= {f"{LOINC}|{c}" for c in ("8867-4", "44261-6")}
-    assert ("_include", "MedicationStatement:medication") in plan["MedicationStatement"][1]
-
-
-async def test_sequential_and_concurrent_reads_agree() -> None:
-    fake = record()
-    async with FhirClient(BASE, settings=Settings(), transport=fake.transport()) as fhir:
-        one = await fhir.read_patient_data("p1", as_of=AS_OF, bp_window_days=30)
-        two = await fhir.read_patient_data("p1", as_of=AS_OF, bp_window_days=30,
+async def test_sequential_and_concurrent_reads_agree(fhir_base_url: str, record: Record) -> None:
+    async with FhirClient(fhir_base_url) as fhir:
+        one = await fhir.read_patient_data(record.pid, as_of=AS_OF, bp_window_days=30)
+        two = await fhir.read_patient_data(record.pid, as_of=AS_OF, bp_window_days=30,
                                            concurrent=False)
-    assert ids(one) == ids(two)
+    assert ids(one) == ids(two) == record.expected
     assert one.versions == two.versions
+    assert set(one.medications) == set(two.medications)
 
 
-async def test_bearer_auth_is_sent() -> None:
-    fake = record()
+async def test_paging_follows_next_links_and_keeps_includes(
+    fhir_base_url: str, record: Record
+) -> None:
+    data, sent = await read(fhir_base_url, record, page_size=1)
+    assert ids(data) == record.expected
+    assert set(data.medications) == record.medications
+    # two BPs in the window make two pages; one entry per page otherwise
+    [second] = sent.pages()
+    assert second.host == httpx.URL(fhir_base_url).host
+    assert len(sent.requests) == 8 + 1
 
+
+async def test_bearer_auth_is_sent(fhir_base_url: str, record: Record) -> None:
     class Bearer(httpx.Auth):
         def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
             request.headers["Authorization"] = "Bearer abc"
             yield request
 
-    await read(fake, auth=Bearer())
-    assert all(r.headers["Authorization"] == "Bearer abc" for r in fake.requests)
+    _, sent = await read(fhir_base_url, record, auth=Bearer())
+    assert sent.requests and all(r.headers["Authorization"] == "Bearer abc"
+                                 for r in sent.requests)
+
+
+# -- Fallbacks ----------------------------------------------------------------------------------
+
+
+async def test_without_include_medications_come_by_id_search(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    caps = narrowed(statement, no_medication_include=True)
+    data, sent = await read(fhir_base_url, record, caps=caps)
+    assert ids(data) == record.expected
+    assert set(data.medications) == record.medications
+    assert data.problems == []
+    assert sent.to("metadata") == []  # the given capabilities were used
+    for rtype in MEDICATION_SEARCHES:
+        [url] = sent.to(rtype)
+        assert "_include" not in url.params
+    [search] = sent.to("Medication")
+    assert {f"Medication/{i}" for i in search.params["_id"].split(",")} == record.medications
+
+
+async def test_without_include_or_id_search_medications_come_by_batch(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    caps = narrowed(statement, params={"Medication": {"_id"}}, no_medication_include=True)
+    data, sent = await read(fhir_base_url, record, caps=caps)
+    assert ids(data) == record.expected
+    assert set(data.medications) == record.medications
+    assert sent.to("Medication") == []
+    [post] = [r for r in sent.requests if r.method == "POST"]
+    batch = httpx.Response(200, content=post.content).json()
+    assert batch["type"] == "batch"
+    assert {e["request"]["url"] for e in batch["entry"]} == record.medications
+
+
+async def test_batch_read_reports_a_medication_the_server_lacks(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    # HAPI keeps references intact, so a dangling one cannot be seeded; ask for it directly.
+    caps = narrowed(statement, params={"Medication": {"_id"}})
+    wanted = [f"m1-{record.tag}", f"gone-{record.tag}"]
+    async with FhirClient(fhir_base_url, capabilities=caps) as fhir:
+        found = await fhir._read_medications(caps, wanted)
+    data = RawPatientData(patient_id=record.pid)
+    add_medications(data, wanted, found)
+    assert set(data.medications) == {record.ref("Medication", "m1")}
+    assert [p.reference for p in data.problems] == [f"Medication/gone-{record.tag}"]
+
+
+async def test_without_patient_param_uses_subject(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    by_subject = ("Condition", "Observation", *MEDICATION_SEARCHES)
+    caps = narrowed(statement, params={rtype: {"patient"} for rtype in by_subject})
+    data, sent = await read(fhir_base_url, record, caps=caps)
+    assert ids(data) == record.expected
+    assert set(data.medications) == record.medications
+    for rtype in by_subject:
+        assert sent.to(rtype)
+        assert all(u.params["subject"] == f"Patient/{record.pid}" and "patient" not in u.params
+                   for u in sent.to(rtype))
+    [allergies] = sent.to("AllergyIntolerance")  # AllergyIntolerance has no subject
+    assert allergies.params["patient"] == f"Patient/{record.pid}"
+
+
+async def test_without_code_param_observations_are_filtered_here(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    caps = narrowed(statement, params={"Observation": {"code"}})
+    data, sent = await read(fhir_base_url, record, caps=caps)
+    # No date bound either: the old BP comes too (the rules apply the window); cholesterol not.
+    assert ids(data) == record.expected | {record.ref("Observation", "bp-old")}
+    [url] = sent.to("Observation")
+    assert set(url.params) == {"patient", "_count"}
+
+
+async def test_without_date_param_the_bp_search_is_unbounded(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    caps = narrowed(statement, params={"Observation": {"date"}})
+    data, sent = await read(fhir_base_url, record, caps=caps)
+    assert ids(data) == record.expected | {record.ref("Observation", "bp-old")}
+    observations = sent.to("Observation")
+    assert len(observations) == 2 and all("date" not in u.params for u in observations)
+    assert all("code" in u.params for u in observations)
+
+
+async def test_a_server_that_cannot_search_by_patient_fails_before_any_request(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    caps = narrowed(statement, params={"Condition": {"patient", "subject"}})
+    recorder = Recorder()
+    async with FhirClient(fhir_base_url, capabilities=caps, on_request=[recorder]) as fhir:
+        with pytest.raises(FhirProtocolError, match="cannot search Condition by patient"):
+            await fhir.read_patient_data(record.pid, as_of=AS_OF, bp_window_days=30)
+    assert recorder.requests == []

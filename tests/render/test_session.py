@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from service.fhir.client import FhirClient
 from service.fhir.codesystems import CS_MOAAS, CS_SESSION
 from service.render.session import SessionInput, build_session_write, write_session
-from tests.fhir.conftest import fhir_base_url  # noqa: F401 - the sandbox fixture
 
 DOSE = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
 
@@ -136,7 +135,7 @@ def test_resource_shapes() -> None:
 
 
 @pytest.mark.integration
-async def test_session_accepted_and_idempotent(fhir_base_url: str) -> None:  # noqa: F811
+async def test_session_accepted_and_idempotent(fhir_base_url: str) -> None:
     tag = uuid.uuid4().hex[:10]
     pid, dr = f"sess-{tag}", f"dr-{tag}"
     async with FhirClient(fhir_base_url) as fhir:

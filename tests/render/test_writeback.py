@@ -14,7 +14,6 @@ from service.fhir.codesystems import CS_SCREENING, IDENTIFIER_BASE
 from service.fhir.transaction import build_transaction, submit
 from service.render.writeback import build_screening_write, write_screening
 from service.screening.model import Finding, ScreeningResult, Verdict
-from tests.fhir.conftest import fhir_base_url  # noqa: F401 - the sandbox fixture
 
 AS_OF = datetime(2026, 6, 15, 12, tzinfo=UTC)
 NOW = datetime(2026, 6, 15, 12, 5, tzinfo=UTC)
@@ -65,6 +64,12 @@ def test_bundle_shape() -> None:
         ("contraindication", "high"), ("DRG", "high")]
     assert issues[1]["implicated"] == [{"reference": "MedicationStatement/ms1"}]
     assert "monitor sedation and breathing" in issues[1]["detail"]
+    # The management the clinician commits to by saving; the aneurysm rule here has none.
+    assert "mitigation" not in issues[0]
+    assert issues[1]["mitigation"] == [{
+        "action": {"text": "monitor sedation and breathing"},
+        "date": "2026-06-15T12:05:00Z",
+        "author": {"reference": "Practitioner/dr1"}}]
     assert issues[0]["evidence"][0]["detail"][0]["reference"] == bundle["entry"][1]["fullUrl"]
     prov = bundle["entry"][4]["resource"]
     assert {t["reference"] for t in prov["target"]} == {e["fullUrl"] for e in bundle["entry"][:4]}
@@ -72,6 +77,15 @@ def test_bundle_shape() -> None:
     assert [a["who"]["reference"] for a in prov["agent"]] == [bundle["entry"][0]["fullUrl"],
                                                              "Practitioner/dr1"]
     assert prov["activity"]["coding"][0]["code"] == "CREATE"
+
+
+def test_mitigation_without_a_launching_practitioner_has_no_author() -> None:
+    bundle = dump(build_screening_write(result("p1", REFS), now=NOW))
+    [mitigation] = bundle["entry"][3]["resource"]["mitigation"]
+    assert mitigation == {"action": {"text": "monitor sedation and breathing"},
+                          "date": "2026-06-15T12:05:00Z"}
+    agents = bundle["entry"][4]["resource"]["agent"]
+    assert [a["who"]["reference"] for a in agents] == [bundle["entry"][0]["fullUrl"]]
 
 
 def test_identifier_is_stable_and_tracks_evidence_versions() -> None:
@@ -123,7 +137,7 @@ async def counts(fhir: FhirClient, write: Any) -> dict[str, int]:
 
 
 @pytest.mark.integration
-async def test_written_twice_gives_one_set(fhir_base_url: str) -> None:  # noqa: F811
+async def test_written_twice_gives_one_set(fhir_base_url: str) -> None:
     pid, refs = await seed(fhir_base_url)
     screening = result(pid, refs)
     write = build_screening_write(screening, practitioner=refs["practitioner"])
@@ -138,11 +152,16 @@ async def test_written_twice_gives_one_set(fhir_base_url: str) -> None:  # noqa:
         obs = await fhir.read(*first.locations[1].split("/"))
         assert obs["subject"]["reference"] == f"Patient/{pid}"
         assert obs["valueCodeableConcept"]["coding"][0]["code"] == "contraindicated"
+        interaction = await fhir.read(*first.locations[3].split("/"))
+        [mitigation] = interaction["mitigation"]
+        assert mitigation["action"]["text"] == "monitor sedation and breathing"
+        assert mitigation["author"]["reference"] == f"Practitioner/{refs['practitioner']}"
+        assert mitigation["date"]
 
 
 @pytest.mark.integration
 async def test_one_invalid_entry_rejects_the_whole_transaction(
-    fhir_base_url: str,  # noqa: F811
+    fhir_base_url: str,
 ) -> None:
     pid, refs = await seed(fhir_base_url)
     write = build_screening_write(result(pid, refs))
@@ -160,7 +179,7 @@ async def test_one_invalid_entry_rejects_the_whole_transaction(
 
 @pytest.mark.integration
 async def test_dangling_evidence_is_rejected_not_half_written(
-    fhir_base_url: str,  # noqa: F811
+    fhir_base_url: str,
 ) -> None:
     pid, refs = await seed(fhir_base_url)
     refs = {**refs, "condition": "Condition/does-not-exist"}

@@ -1,0 +1,101 @@
+"""The pure parts of service.fhir.paging: search plans, assembly, Medication references.
+
+No server here: these functions take dicts and return dicts. What HAPI answers to the plans is
+tested in test_client_read.py.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from service.fhir.capabilities import Capabilities
+from service.fhir.paging import (
+    SearchResult,
+    add_medications,
+    assemble,
+    plan_searches,
+    unresolved_medications,
+)
+from tests.fhir.seed import AS_OF, LOINC
+
+BASE = "https://ehr.example/fhir/"
+SUBJECT = {"reference": "Patient/p1"}
+
+
+def statement(params: dict[str, list[str]], includes: dict[str, list[str]]) -> dict[str, Any]:
+    return {"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "resource": [
+        {"type": rtype, "searchParam": [{"name": n, "type": "token"} for n in names],
+         "searchInclude": includes.get(rtype, [])} for rtype, names in params.items()]}]}
+
+
+FULL = Capabilities.from_statement(statement(
+    {"Condition": ["patient"], "AllergyIntolerance": ["patient"],
+     "MedicationStatement": ["patient"], "MedicationRequest": ["patient"],
+     "Observation": ["patient", "code", "date"]},
+    {"MedicationStatement": ["MedicationStatement:medication"], "MedicationRequest": ["*"]}))
+
+
+def test_plan_uses_loinc_tokens_and_a_date_bound_for_bp_only() -> None:
+    plan = plan_searches(FULL, "p1", AS_OF - timedelta(days=30))
+    bp = dict(plan["Observation:bp"][1])
+    other = dict(plan["Observation:other"][1])
+    assert bp["date"] == "ge2026-05-16T12:00:00Z"
+    assert "http://loinc.org|85354-9" in bp["code"].split(",")
+    assert "date" not in other
+    assert set(other["code"].split(",")) >= {f"{LOINC}|{c}" for c in ("8867-4", "44261-6")}
+    assert ("_include", "MedicationStatement:medication") in plan["MedicationStatement"][1]
+    assert ("_include", "MedicationRequest:medication") in plan["MedicationRequest"][1]  # by *
+
+
+def test_an_empty_statement_plans_standard_searches_without_includes() -> None:
+    plan = plan_searches(Capabilities(), "p1", AS_OF)
+    assert set(plan) == {"Condition", "AllergyIntolerance", "MedicationStatement",
+                         "MedicationRequest", "Observation:bp", "Observation:other"}
+    assert all(dict(params).get("patient") == "Patient/p1" for _, params in plan.values())
+    assert all("_include" not in dict(params) for _, params in plan.values())
+
+
+def test_unparseable_resource_becomes_a_problem_without_its_values() -> None:
+    bad = {"resourceType": "Condition", "id": "bad", "subject": SUBJECT,
+           "recordedDate": "yesterday"}
+    good = {"resourceType": "Condition", "id": "ok", "subject": SUBJECT,
+            "meta": {"versionId": "4"}}
+    data = assemble("p1", {"Patient": {"resourceType": "Patient", "id": "p1"},
+                           "Condition": SearchResult(matches=[bad, good, good])})
+    assert [p.reference for p in data.problems] == ["Condition/bad"]
+    assert "recordedDate" in data.problems[0].problem
+    assert "yesterday" not in data.problems[0].problem
+    assert [f"Condition/{r.id}" for r in data.resources] == ["Condition/ok"]  # and once only
+    assert data.versions == {"Condition/ok": "4"}
+
+
+def test_observation_all_keeps_only_the_codes_the_rules_read() -> None:
+    def obs(oid: str, code: str) -> dict[str, Any]:
+        return {"resourceType": "Observation", "id": oid, "status": "final", "subject": SUBJECT,
+                "code": {"coding": [{"system": LOINC, "code": code}]}}
+
+    data = assemble("p1", {"Patient": {"resourceType": "Patient", "id": "p1"},
+                           "Observation:all": SearchResult(matches=[
+                               obs("bp", "85354-9"), obs("chol", "2093-3")])})
+    assert [r.id for r in data.resources] == ["bp"]
+
+
+def test_medication_references_on_this_server_are_resolved_others_flagged() -> None:
+    def statement_of(mid: str, ref: str) -> dict[str, Any]:
+        return {"resourceType": "MedicationStatement", "id": mid, "status": "active",
+                "subject": SUBJECT, "medicationReference": {"reference": ref}}
+
+    results = {"Patient": {"resourceType": "Patient", "id": "p1"},
+               "MedicationStatement": SearchResult(matches=[
+                   statement_of("ms1", "Medication/m1"),
+                   statement_of("ms2", f"{BASE}Medication/m2"),  # absolute, same server
+                   statement_of("ms3", "https://elsewhere.example/fhir/Medication/m3"),
+                   statement_of("ms4", "#contained"),
+                   statement_of("ms5", "Medication/m1")])}
+    data = assemble("p1", results)
+    assert unresolved_medications(data, results, BASE) == ["m1", "m2"]
+    assert [p.reference for p in data.problems] == ["MedicationStatement/ms3"]
+    add_medications(data, ["m1", "m2"], [{"resourceType": "Medication", "id": "m1"}])
+    assert set(data.medications) == {"Medication/m1"}
+    assert [p.reference for p in data.problems] == ["MedicationStatement/ms3", "Medication/m2"]
