@@ -8,7 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service import __version__
-from service.api.routes import health
+from service.api.errors import install_errors
+from service.api.routes import cds, health, launch, ruleset, screenings, sessions
+from service.api.routes.pages import install_pages
+from service.auth.web import install_auth
 from service.config import Settings, get_settings
 from service.screening.ruleset import load_ruleset
 
@@ -23,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A malformed map must stop start-up, so it is loaded before the first request.
         app.state.ruleset = load_ruleset()
         yield
+        await app.state.store.close()
 
     app = FastAPI(
         title="Ketamine screening",
@@ -31,5 +35,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    install_auth(app, settings)
+    install_errors(app)
     app.include_router(health.router)
+    install_pages(app, settings)
+    app.include_router(launch.router)
+    app.include_router(launch.api_router)
+    app.include_router(screenings.router)
+    app.include_router(ruleset.router)
+    app.include_router(sessions.router)
+    app.include_router(cds.router)
     return app

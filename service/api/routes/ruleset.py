@@ -1,0 +1,132 @@
+"""``GET /api/v1/ruleset``: the rules in force, each with its source and its codes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from service.api.deps import RequireScreen
+from service.config import Settings
+from service.screening.ruleset import InteractionClass, Ruleset, SimpleRule, load_ruleset
+
+__all__ = ["RulesetOut", "describe_ruleset", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+RuleKind = Literal["contraindication", "precaution", "interaction", "missing-data", "info"]
+
+
+class CodeOut(BaseModel):
+    code: str
+    display: str | None = None
+    verify: bool = Field(False, description="not confirmed against a release file")
+
+
+class CodesOut(BaseModel):
+    icd10cm: list[str] = Field(default_factory=list, description="prefixes or category ranges")
+    icd10cm_verify: list[str] = Field(default_factory=list)
+    snomed: list[CodeOut] = Field(default_factory=list)
+    rxnorm: list[CodeOut] = Field(default_factory=list)
+    atc: list[str] = Field(default_factory=list, description="prefixes")
+    names: list[str] = Field(default_factory=list, description="whole words, any case")
+
+
+class RuleOut(BaseModel):
+    id: str
+    kind: RuleKind
+    title: str
+    source: str
+    detail: str
+    scope: Literal["history", "state"] | None = None
+    codes: CodesOut = Field(default_factory=CodesOut)
+    thresholds: dict[str, float] | None = None
+
+
+class MemberOut(BaseModel):
+    name: str
+    rxnorm: str | None = None
+    rxnorm_verify: bool = False
+    brands: list[str] = Field(default_factory=list)
+
+
+class InteractionOut(BaseModel):
+    id: str
+    name: str
+    severity: Literal["major", "moderate", "minor"]
+    effect: str
+    management: str
+    source: str
+    atc: list[str]
+    members: list[MemberOut]
+
+
+class BloodPressureOut(BaseModel):
+    window_days: int
+    systolic_uncontrolled: float
+    diastolic_uncontrolled: float
+    systolic_elevated: float
+    diastolic_elevated: float
+    accepted_units: list[str]
+
+
+class RulesetOut(BaseModel):
+    version: str
+    sources: dict[str, str]
+    rules: list[RuleOut]
+    interactions: list[InteractionOut]
+    blood_pressure: BloodPressureOut = Field(description="as configured for this deployment")
+
+
+def _simple(rule: SimpleRule, **extra: object) -> RuleOut:
+    return RuleOut.model_validate({"id": rule.id, "kind": rule.kind, "title": rule.title,
+                                   "source": rule.source, "detail": rule.detail, **extra})
+
+
+def _interaction(cls: InteractionClass) -> InteractionOut:
+    return InteractionOut.model_validate(cls.model_dump())
+
+
+def describe_ruleset(ruleset: Ruleset, settings: Settings) -> RulesetOut:
+    rules = [
+        _simple(r, scope=r.scope, codes=CodesOut(
+            icd10cm=r.icd10cm, icd10cm_verify=r.icd10cm_verify,
+            snomed=[CodeOut.model_validate(e.model_dump()) for e in r.snomed], names=r.names))
+        for r in ruleset.conditions
+    ]
+    allergy = ruleset.allergy
+    rules.append(_simple(allergy, codes=CodesOut(
+        rxnorm=[CodeOut.model_validate(e.model_dump()) for e in allergy.rxnorm],
+        atc=allergy.atc, names=allergy.names)))
+    bp = ruleset.blood_pressure
+    rules.append(_simple(bp.uncontrolled, thresholds={
+        "systolic_above": settings.bp_systolic_uncontrolled,
+        "diastolic_above": settings.bp_diastolic_uncontrolled}))
+    rules.append(_simple(bp.elevated, thresholds={
+        "systolic_above": settings.bp_systolic_elevated,
+        "diastolic_above": settings.bp_diastolic_elevated}))
+    rules += [_simple(bp.missing), _simple(bp.unusable)]
+    rules.append(_simple(ruleset.age, thresholds={"under_years": ruleset.age.under_years}))
+    rules += [_simple(ruleset.age.unknown), _simple(ruleset.weight), _simple(ruleset.unreadable)]
+    return RulesetOut(
+        version=ruleset.version,
+        sources=dict(ruleset.sources),
+        rules=rules,
+        interactions=[_interaction(c) for c in ruleset.interactions],
+        blood_pressure=BloodPressureOut(
+            window_days=settings.bp_window_days,
+            systolic_uncontrolled=settings.bp_systolic_uncontrolled,
+            diastolic_uncontrolled=settings.bp_diastolic_uncontrolled,
+            systolic_elevated=settings.bp_systolic_elevated,
+            diastolic_elevated=settings.bp_diastolic_elevated,
+            accepted_units=bp.accepted_units,
+        ),
+    )
+
+
+@router.get("/ruleset", summary="The rules in force, with sources and codes",
+            response_model=RulesetOut, response_model_exclude_none=True)
+async def get_ruleset(request: Request, caller: RequireScreen) -> RulesetOut:
+    ruleset, _ = load_ruleset()
+    return describe_ruleset(ruleset, request.app.state.settings)

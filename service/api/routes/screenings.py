@@ -1,0 +1,140 @@
+"""``/api/v1/screenings``: screen a patient on the EHR, or a Bundle sent in the request.
+
+The answer is the JSON contract of the README (``ScreeningResult.as_contract()``), plus
+``written`` (``Type/id`` of each resource) when the result was written back.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.deps import RequireScreen
+from service.auth.problems import BearerError
+from service.auth.scopes import SCOPE_WRITE
+from service.config import Settings
+from service.workflow import (
+    BackendAccess,
+    screen_bundle,
+    screen_from_fhir,
+    write_screening_result,
+)
+
+__all__ = ["FindingOut", "ScreeningOut", "ScreeningRequest", "router"]
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/screenings", tags=["api"])
+
+MAX_BUNDLE_BYTES = 20 * 1024 * 1024
+FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+
+
+class ScreeningRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    patient: Annotated[str, Field(pattern=r"^(Patient/)?[A-Za-z0-9\-.]{1,64}$",
+                                  description="Patient id on the FHIR server", examples=["123"])]
+    as_of: datetime | None = Field(None, description="evaluation time (ISO 8601); default now")
+    write_back: bool = Field(False, description="write the result to the EHR (ketamine.write)")
+    fhir_base: Annotated[str | None, Field(max_length=2048)] = Field(
+        None, description="one of the allowed FHIR servers; default the first")
+
+
+class FindingOut(BaseModel):
+    kind: Literal["contraindication", "precaution", "interaction", "missing-data", "info"]
+    rule: str
+    severity: str
+    summary: str
+    evidence: list[str]
+    source: str
+
+
+class ScreeningOut(BaseModel):
+    patient: str = Field(examples=["Patient/123"])
+    as_of: str = Field(examples=["2026-11-27T09:00:00Z"])
+    ruleset: str
+    verdict: Literal["contraindicated", "needs-review", "insufficient-data", "suitable"]
+    findings: list[FindingOut]
+    written: list[str] | None = Field(None, description="resources written (write_back only)")
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def backend_access(request: Request) -> BackendAccess:
+    """One per app, created on first use."""
+    access: BackendAccess | None = getattr(request.app.state, "backend_access", None)
+    if access is None:
+        access = BackendAccess(_settings(request))
+        request.app.state.backend_access = access
+    return access
+
+
+@router.post("", summary="Screen a patient on the FHIR server (ketamine.screen; "
+             "ketamine.write for write_back)", response_model=ScreeningOut,
+             response_model_exclude_none=True,
+             responses={403: {"description": "write_back without ketamine.write"},
+                        404: {"description": "no such patient"},
+                        422: {"description": "invalid body, or fhir_base not allowed"},
+                        502: {"description": "the FHIR server failed us"},
+                        503: {"description": "the FHIR server is unavailable"},
+                        504: {"description": "the FHIR server timed out"}})
+async def create_screening(request: Request, body: ScreeningRequest,
+                           caller: RequireScreen) -> dict[str, Any]:
+    if body.write_back and SCOPE_WRITE not in caller.scopes:
+        raise BearerError(f"write_back needs the '{SCOPE_WRITE}' scope.", "insufficient_scope",
+                          scope=SCOPE_WRITE)
+    settings = _settings(request)
+    patient_id = body.patient.removeprefix("Patient/")
+    client = await backend_access(request).open(body.fhir_base, write=body.write_back)
+    async with client:
+        result, raw = await screen_from_fhir(client, patient_id, as_of=body.as_of,
+                                             settings=settings)
+        contract = result.as_contract()
+        if body.write_back:
+            contract["written"] = await write_screening_result(client, result, raw)
+    log.info("screened Patient/%s for %s: %s", patient_id, caller.subject, result.verdict.label)
+    return contract
+
+
+_BUNDLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["resourceType"],
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["Bundle"]},
+        "type": {"type": "string"},
+        "entry": {"type": "array", "items": {"type": "object", "properties": {
+            "fullUrl": {"type": "string"},
+            "resource": {"type": "object", "required": ["resourceType"],
+                         "properties": {"resourceType": {"type": "string"}}}}}},
+    },
+}
+
+
+@router.post("/$evaluate", summary="Screen the records in a FHIR Bundle, no FHIR server "
+             "(ketamine.screen)", response_model=ScreeningOut, response_model_exclude_none=True,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/fhir+json": {"schema": _BUNDLE_SCHEMA},
+                 "application/json": {"schema": _BUNDLE_SCHEMA}}}},
+             responses={413: {"description": "Bundle larger than 20 MB"},
+                        422: {"description": "not JSON, not a Bundle, or no usable resource"}})
+async def evaluate_bundle(
+    request: Request,
+    caller: RequireScreen,
+    as_of: Annotated[datetime | None, Query(description="evaluation time; default now")] = None,
+    patient: Annotated[str | None, Query(pattern=FHIR_ID,
+                                         description="which patient, when several")] = None,
+) -> dict[str, Any]:
+    raw_body = await request.body()
+    if len(raw_body) > MAX_BUNDLE_BYTES:
+        raise HTTPException(413, f"The Bundle is larger than {MAX_BUNDLE_BYTES >> 20} MB.")
+    result, _ = await screen_bundle(raw_body, patient_id=patient, as_of=as_of,
+                                    settings=_settings(request))
+    return result.as_contract()

@@ -1,0 +1,52 @@
+"""``POST /api/v1/sessions``: document one treatment session on the EHR (ketamine.write)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from service.api.deps import RequireWrite
+from service.api.routes.screenings import backend_access
+from service.render.session import SessionInput
+from service.workflow import write_session
+
+__all__ = ["SessionRequest", "SessionWritten", "router"]
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+
+class SessionRequest(SessionInput):
+    """A session as the clinician's form records it, plus the FHIR server to write it to."""
+
+    fhir_base: Annotated[str | None, Field(max_length=2048)] = Field(
+        None, description="one of the allowed FHIR servers; default the first")
+
+
+class SessionWritten(BaseModel):
+    written: list[str] = Field(description="``Type/id`` of each resource (created or found)")
+    created: int = Field(description="how many were new (0 when the session was sent before)")
+    warnings: list[str] = Field(description="things to review that did not stop the write")
+
+
+@router.post("/sessions", summary="Write a treatment session (ketamine.write)",
+             response_model=SessionWritten, status_code=200,
+             responses={422: {"description": "invalid session, or fhir_base not allowed"},
+                        502: {"description": "the FHIR server failed us"},
+                        503: {"description": "the FHIR server is unavailable"},
+                        504: {"description": "the FHIR server timed out"}})
+async def create_session(request: Request, body: SessionRequest,
+                         caller: RequireWrite) -> SessionWritten:
+    session = SessionInput.model_validate(body.model_dump(exclude={"fhir_base"}))
+    client = await backend_access(request).open(body.fhir_base, write=True)
+    async with client:
+        written = await write_session(client, session)
+    log.info("session %s for Patient/%s written for %s: %d resources, %d new",
+             session.session_id, session.patient_id, caller.subject,
+             len(written.result.locations), written.result.created)
+    return SessionWritten(written=list(written.result.locations), created=written.result.created,
+                          warnings=written.warnings)
