@@ -170,8 +170,9 @@ class BackendAccess:
             raise InputError("fhir_base is not one of the FHIR servers this service may use.")
         return wanted
 
-    def client(self, iss: str, auth: httpx.Auth | None) -> FhirClient:
-        return FhirClient(iss, settings=self.settings, auth=auth)
+    def client(self, iss: str, auth: httpx.Auth | None, *,
+               request_id: str | None = None) -> FhirClient:
+        return FhirClient(iss, settings=self.settings, auth=auth, request_id=request_id)
 
     async def auth_for(self, iss: str, *, write: bool = False) -> httpx.Auth | None:
         if self.settings.private_key_file is None and not self.settings.client_secret:
@@ -190,7 +191,9 @@ class BackendAccess:
                                                   scope=scope)
         return self._auth[key]
 
-    async def open(self, fhir_base: str | None, *, write: bool = False) -> FhirClient:
-        """A client for an allowed server; use it as ``async with``."""
+    async def open(self, fhir_base: str | None, *, write: bool = False,
+                   request_id: str | None = None) -> FhirClient:
+        """A client for an allowed server; use it as ``async with``. ``request_id``: the
+        ``X-Request-ID`` to send (see FhirClient)."""
         iss = self.issuer(fhir_base)
-        return self.client(iss, await self.auth_for(iss, write=write))
+        return self.client(iss, await self.auth_for(iss, write=write), request_id=request_id)

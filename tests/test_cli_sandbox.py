@@ -76,4 +76,4 @@ def test_publish_codesystems_is_idempotent(fhir_base_url: str) -> None:
     assert main(["publish-codesystems", "--fhir-base", fhir_base_url], out=first) == 0
     assert main(["publish-codesystems", "--fhir-base", fhir_base_url], out=second) == 0
     assert first.getvalue() == second.getvalue()
-    assert first.getvalue().count("CodeSystem/") == 3
+    assert first.getvalue().count("CodeSystem/") == 4

@@ -47,11 +47,14 @@ class FhirClient:
         page_size: int | None = None,
         capabilities: Capabilities | None = None,
         on_request: Sequence[Callable[[httpx.Request], Awaitable[None]]] = (),
+        request_id: str | None = None,
     ) -> None:
         """``capabilities`` stands in for the server's CapabilityStatement (the per-server cache is
         then neither read nor filled): a seam for tests of the search fallbacks, and for servers
         whose statement is known to be wrong. ``on_request`` hooks see every request as it is
-        sent (httpx request event hooks), retries included.
+        sent (httpx request event hooks), retries included. ``request_id`` is sent as
+        ``X-Request-ID`` on every request (the id of the request we are serving, so the EHR's logs
+        and ours meet); without it each request gets a fresh id.
         """
         settings = settings or get_settings()
         self.base_url = base_url.rstrip("/") + "/"
@@ -60,12 +63,15 @@ class FhirClient:
         self._capabilities = capabilities
         self.requests_sent = 0
         """HTTP requests put on the wire, retries included (for measurements and tests)."""
+        headers = {"Accept": FHIR_JSON}
+        if request_id:
+            headers["X-Request-ID"] = request_id
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth,
             transport=transport,
             timeout=httpx.Timeout(settings.fhir_timeout_seconds),
-            headers={"Accept": FHIR_JSON},
+            headers=headers,
             follow_redirects=False,
             event_hooks={"request": [self._count_request, *on_request]},
         )

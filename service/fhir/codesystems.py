@@ -2,7 +2,8 @@
 publishing them to a FHIR server.
 
 No LOINC or SNOMED CT concept exists for the screening result, MOAA/S or CADSS (REFERENCE: Session
-observations), so they live in ``fhir_maps/codesystems/*.json``. Publishing uses a conditional
+observations), and CDS Hooks leaves override-reason codes to each service, so they live in
+``fhir_maps/codesystems/*.json``. Publishing uses a conditional
 update on ``url`` (https://hl7.org/fhir/R4/http.html#cond-update): idempotent, and it never makes a
 second copy of a CodeSystem the server already holds under another id.
 """
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASE",
+    "CS_CDS_OVERRIDE_REASON",
     "CS_MOAAS",
     "CS_SCREENING",
     "CS_SESSION",
@@ -41,6 +43,8 @@ BASE = "http://ketamine-screen.example.org/fhir"
 CS_SCREENING = f"{BASE}/CodeSystem/screening"
 CS_MOAAS = f"{BASE}/CodeSystem/moaas"
 CS_SESSION = f"{BASE}/CodeSystem/session"
+CS_CDS_OVERRIDE_REASON = f"{BASE}/CodeSystem/cds-override-reason"
+"""Why a clinician overrode a CDS card (https://cds-hooks.hl7.org/2.0/#overridereason)."""
 IDENTIFIER_BASE = f"{BASE}/identifier"
 """Identifier systems: ``{IDENTIFIER_BASE}/<what>`` (screening, detected-issue, session, ...)."""
 

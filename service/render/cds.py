@@ -4,21 +4,27 @@ Spec: https://cds-hooks.hl7.org/2.0/ (Discovery; CDS Service Response, Card attr
 One card per finding: ``critical`` for a contraindication, ``warning`` for a precaution or a major
 or moderate interaction, ``info`` for missing data and the rest. A card whose finding the write-back
 records as a DetectedIssue suggests creating that same DetectedIssue (built by
-:mod:`service.render.writeback`), so accepting the card documents the alert in the chart.
+:mod:`service.render.writeback`), so accepting the card documents the alert in the chart. Override
+reasons are codes of ``fhir_maps/codesystems/cds-override-reason.json``. :func:`holds_ketamine`
+decides whether a hook's draft orders concern ketamine at all.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from service.fhir.codesystems import BASE, CS_SCREENING, display
+from service.fhir.bundle import parse_resource
+from service.fhir.codesystems import CS_CDS_OVERRIDE_REASON, CS_SCREENING, display
 from service.fhir.paging import BP_CODES, LOINC, OTHER_CODES
+from service.fhir.prefetch import bundle_resources
 from service.render.writeback import APP_NAME, build_screening_write
-from service.screening.model import Finding, ScreeningResult
+from service.screening.matching import default_matcher
+from service.screening.model import Finding, RawPatientData, ScreeningResult
+from service.screening.normalise import normalise
 
 __all__ = [
     "OVERRIDE_REASONS",
@@ -27,17 +33,18 @@ __all__ = [
     "CdsService",
     "cards_for",
     "discovery",
+    "holds_ketamine",
 ]
 
 SUMMARY_MAX = 139
 """The spec asks for a summary of fewer than 140 characters."""
-OVERRIDE_SYSTEM = f"{BASE}/CodeSystem/cds-override-reason"
 OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
     ("benefit-outweighs-risk", "Benefit outweighs risk"),
     ("already-monitored", "Patient already monitored for this"),
     ("not-applicable", "Not applicable to this patient"),
     ("data-incorrect", "The record is incorrect or out of date"),
 )
+"""Codes and displays of ``CS_CDS_OVERRIDE_REASON`` offered on every warning and critical card."""
 
 Indicator = Literal["info", "warning", "critical"]
 
@@ -195,8 +202,37 @@ def cards_for(result: ScreeningResult, *, hook_instance: str, base_url: str,
             }]
             card["selectionBehavior"] = "at-most-one"
         if indicator != "info":
-            card["overrideReasons"] = [{"system": OVERRIDE_SYSTEM, "code": code,
+            card["overrideReasons"] = [{"system": CS_CDS_OVERRIDE_REASON, "code": code,
                                         "display": text} for code, text in OVERRIDE_REASONS]
         cards.append(card)
     cards.sort(key=lambda c: order[c["indicator"]])
     return cards
+
+
+def holds_ketamine(draft_orders: Mapping[str, Any], selections: Sequence[str] | None,
+                   patient_id: str) -> bool:
+    """True when a draft MedicationRequest (a selected one, for order-select) is ketamine or
+    esketamine, by RxNorm, ATC or name (the allergy rule's lists, via the engine's matcher).
+
+    ``draft_orders`` is the hook's ``context.draftOrders`` Bundle; ``selections`` its
+    ``context.selections`` (``MedicationRequest/<id>``). CPU work: call it from a worker thread.
+    """
+    selected = set(selections or [])
+    raw = RawPatientData(patient_id=patient_id)
+    for data in bundle_resources(draft_orders):
+        kind = data.get("resourceType")
+        if kind not in ("MedicationRequest", "Medication"):
+            continue
+        if kind == "MedicationRequest" and selected and f"{kind}/{data.get('id')}" not in selected:
+            continue
+        try:
+            resource = parse_resource(data)
+        except ValueError:
+            continue
+        if kind == "Medication":
+            raw.medications[f"Medication/{resource.id}"] = resource
+        else:
+            raw.resources.append(resource)
+    matcher = default_matcher()
+    facts = normalise(raw, matcher.terminology)
+    return any(matcher.is_ketamine(m.concept) for m in facts.medications)

@@ -69,6 +69,6 @@ async def test_codesystems_publish_idempotently(fhir_base_url: str) -> None:
         first = await publish_codesystems(fhir)
         second = await publish_codesystems(fhir)
         assert first == second
-        assert len(first) == len(load_codesystems()) == 3
+        assert len(first) == len(load_codesystems()) == 4
         for data in load_codesystems():
             assert await fhir.count("CodeSystem", [("url", data["url"])]) == 1

@@ -28,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 
 from service import workflow
 from service.api.deps import ActiveLaunch, RequireSession
+from service.api.errors import current_request_id
 from service.auth.session import SessionAuth, SessionExpired
 from service.config import Settings
 from service.errors import FhirError, ServiceError
@@ -103,9 +104,11 @@ class FhirSource:
         self.launch = launch
         self.auth = SessionAuth(request.app.state.smart, launch.key)
         self.patient_id = launch.session.patient or ""
+        self.request_id = current_request_id.get()
 
     def _client(self) -> FhirClient:
-        return FhirClient(self.launch.session.iss, settings=self.settings, auth=self.auth)
+        return FhirClient(self.launch.session.iss, settings=self.settings, auth=self.auth,
+                          request_id=self.request_id)
 
     async def patient(self) -> dict[str, Any]:
         async with self._client() as fhir:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import RequireScreen
+from service.api.errors import current_request_id
 from service.auth.problems import BearerError
 from service.auth.scopes import SCOPE_WRITE
 from service.config import Settings
@@ -93,7 +94,8 @@ async def create_screening(request: Request, body: ScreeningRequest,
                           scope=SCOPE_WRITE)
     settings = _settings(request)
     patient_id = body.patient.removeprefix("Patient/")
-    client = await backend_access(request).open(body.fhir_base, write=body.write_back)
+    client = await backend_access(request).open(body.fhir_base, write=body.write_back,
+                                                request_id=current_request_id.get())
     async with client:
         result, raw = await screen_from_fhir(client, patient_id, as_of=body.as_of,
                                              settings=settings)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from service.api.deps import RequireWrite
+from service.api.errors import current_request_id
 from service.api.routes.screenings import backend_access
 from service.render.session import SessionInput
 from service.workflow import write_session
@@ -42,7 +43,8 @@ class SessionWritten(BaseModel):
 async def create_session(request: Request, body: SessionRequest,
                          caller: RequireWrite) -> SessionWritten:
     session = SessionInput.model_validate(body.model_dump(exclude={"fhir_base"}))
-    client = await backend_access(request).open(body.fhir_base, write=True)
+    client = await backend_access(request).open(body.fhir_base, write=True,
+                                                request_id=current_request_id.get())
     async with client:
         written = await write_session(client, session)
     log.info("session %s for Patient/%s written for %s: %d resources, %d new",

@@ -1,0 +1,143 @@
+"""The CDS client's JWT (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients).
+
+A CDS client (the EHR) calls a CDS service with ``Authorization: Bearer <JWT>``, signed with a
+key from the JWK Set at the JWT's ``jku``. :class:`CdsJwtVerifier` checks it;
+:func:`verify_cds_client` is the FastAPI dependency that builds one per app and calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from joserfc import jws
+from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
+from joserfc.jwt import JWTClaimsRegistry
+
+from service.auth.api_tokens import LEEWAY_SECONDS
+from service.auth.discovery import normalise_issuer
+from service.auth.jwks import ASYMMETRIC_ALGS, JwksCache
+from service.auth.problems import BearerError
+from service.config import Settings
+from service.errors import TokenError
+from service.fhir.paging import same_origin
+from service.state.base import SessionStore
+
+__all__ = ["CdsCaller", "CdsJwtVerifier", "jku_allowed", "verify_cds_client"]
+
+
+@dataclass(frozen=True, slots=True)
+class CdsCaller:
+    """A CDS client whose JWT passed every check."""
+
+    issuer: str
+    token_id: str
+    tenant: str | None
+
+
+class CdsJwtVerifier:
+    """Checks ``Authorization: Bearer <JWT>`` from a CDS client.
+
+    The issuer must be in ``KETAMINE_CDS_ALLOWED_ISSUERS``; its keys come from the JWT's ``jku``
+    only when that URL is on the issuer's own origin (so a token cannot make us fetch arbitrary
+    URLs); the signature must be asymmetric; ``aud`` must be this endpoint's URL; ``exp``, ``iat``
+    and ``jti`` must be present, and a ``jti`` is accepted once.
+    """
+
+    def __init__(self, settings: Settings, store: SessionStore | None) -> None:
+        self._issuers = {normalise_issuer(i) for i in settings.cds_allowed_issuers}
+        self._timeout = settings.fhir_timeout_seconds
+        self._store = store
+        self._keys: dict[str, JwksCache] = {}
+
+    async def verify(self, token: str, audiences: list[str]) -> CdsCaller:
+        try:
+            compact = jws.extract_compact(token.encode())
+            header = compact.headers()
+            claims = json.loads(compact.payload)
+        except (JoseError, ValueError, UnicodeError):
+            raise BearerError("The CDS client's JWT is malformed.") from None
+        if not isinstance(claims, dict):
+            raise BearerError("The CDS client's JWT carries no claims.")
+        if header.get("alg") not in ASYMMETRIC_ALGS or not header.get("kid"):
+            raise BearerError("The JWT must name its key (kid) and an asymmetric algorithm.")
+        iss = claims.get("iss")
+        if not isinstance(iss, str) or normalise_issuer(iss) not in self._issuers:
+            raise BearerError("The JWT's issuer is not an allowed CDS client.")
+        jku = header.get("jku")
+        if not isinstance(jku, str) or not jku_allowed(jku, iss):
+            raise BearerError("The JWT's jku must be a JWK Set URL on its issuer's origin.")
+        cache = self._keys.get(jku)
+        if cache is None:
+            cache = self._keys[jku] = JwksCache(jku, timeout=self._timeout)
+        try:
+            decoded = await cache.decode(token)
+        except TokenError as err:
+            raise BearerError(str(err)) from None
+        registry = JWTClaimsRegistry(
+            leeway=LEEWAY_SECONDS,
+            iss={"essential": True, "value": iss},
+            aud={"essential": True, "values": audiences},
+            exp={"essential": True},
+            iat={"essential": True},
+            jti={"essential": True},
+        )
+        try:
+            registry.validate(decoded.claims)
+        except ExpiredTokenError:
+            raise BearerError("The CDS client's JWT has expired.") from None
+        except (InvalidClaimError, MissingClaimError) as err:
+            raise BearerError(f"The JWT's '{err.claim}' claim is not acceptable.") from None
+        except JoseError as err:
+            raise BearerError(f"The JWT is not acceptable ({err.error}).") from None
+        jti = str(decoded.claims["jti"])
+        await self._once(iss, jti, decoded.claims.get("exp"))
+        tenant = decoded.claims.get("tenant")
+        return CdsCaller(iss, jti, tenant if isinstance(tenant, str) else None)
+
+    async def _once(self, iss: str, jti: str, exp: object) -> None:
+        """Remember ``jti`` in the app's store until the JWT expires; a second use is refused."""
+        if self._store is None:
+            return
+        key = f"cds-jti:{normalise_issuer(iss)}:{jti}"
+        if await self._store.get(key) is not None:
+            raise BearerError("This JWT was used before (jti replayed).")
+        left = int(exp) - int(time.time()) if isinstance(exp, int | float) else 300
+        await self._store.put(key, {"seen": True}, max(60, min(left + LEEWAY_SECONDS, 3600)))
+
+
+def jku_allowed(jku: str, iss: str) -> bool:
+    """``jku`` is on the issuer's origin, over https (or the issuer's scheme), without userinfo."""
+    parts = urlsplit(jku)
+    if parts.scheme not in ("https", urlsplit(iss).scheme) or parts.username or parts.password:
+        return False
+    return same_origin(jku, iss)
+
+
+def _audiences(request: Request) -> list[str]:
+    """This endpoint's URL; for ``.../feedback``, the service's URL is accepted as well."""
+    base = str(request.app.state.settings.base_url).rstrip("/")
+    path = request.url.path
+    audiences = [base + path]
+    if path.endswith("/feedback"):
+        audiences.append(base + path.removesuffix("/feedback"))
+    return audiences
+
+
+async def verify_cds_client(request: Request) -> CdsCaller:
+    """FastAPI dependency: the verified CDS client, or a 401 problem (BearerError)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise BearerError("A CDS client must send its JWT as a bearer token.", missing=True)
+    if scheme.lower() != "bearer" or not token.strip():
+        raise BearerError("Only 'Authorization: Bearer <JWT>' is accepted.")
+    verifier: CdsJwtVerifier | None = getattr(request.app.state, "cds_jwt", None)
+    if verifier is None:
+        verifier = CdsJwtVerifier(request.app.state.settings,
+                                  getattr(request.app.state, "store", None))
+        request.app.state.cds_jwt = verifier
+    return await verifier.verify(token.strip(), _audiences(request))
