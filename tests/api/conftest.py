@@ -13,7 +13,6 @@ import pytest
 from service.config import Settings
 from service.main import create_app
 from tests.auth.smart_server import SmartTestServer
-from tests.fhir.sandbox_fixture import sandbox_url
 
 os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 
@@ -28,12 +27,6 @@ def token_server() -> Iterator[SmartTestServer]:
     server = SmartTestServer().start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def fhir_base_url() -> str:
-    """The HAPI sandbox, from the same launcher as tests/fhir (one per test process)."""
-    return sandbox_url()
 
 
 def build_settings(server: SmartTestServer, **overrides: Any) -> Settings:

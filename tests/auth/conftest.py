@@ -60,23 +60,6 @@ def smart_server(client_rsa_key: RSAKey, client_ec_key: ECKey) -> Iterator[Smart
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def fhir_base_url() -> Iterator[str]:
-    """The HAPI sandbox: ``FHIR_SANDBOX_URL`` if set, else started once via manage.py."""
-    url = os.environ.get("FHIR_SANDBOX_URL")
-    if url:
-        yield url.rstrip("/")
-        return
-    from tests.sandbox import manage  # built by another issue; imported only when needed
-
-    manage.ensure_built()
-    sandbox = manage.start(port=None)
-    try:
-        yield str(sandbox.base_url).rstrip("/")
-    finally:
-        sandbox.stop()
-
-
 @pytest.fixture
 def make_settings(smart_server: SmartTestServer) -> Callable[..., Settings]:
     def build(server: SmartTestServer | None = None, **overrides: Any) -> Settings:
