@@ -139,10 +139,6 @@ def _bare_id(practitioner: str | None) -> str | None:
     return parts[-1] if parts[-2] == "Practitioner" else None
 
 
-_WRITE_TYPES = ("Observation", "DetectedIssue", "Provenance", "Device")
-"""What a write-back creates (service.render.writeback, service.render.session)."""
-
-
 class BackendAccess:
     """FHIR clients for calls without a user (the REST API), over SMART Backend Services.
 
@@ -183,10 +179,7 @@ class BackendAccess:
                 config = await self._discovery.get(iss)
             except LaunchError as err:
                 raise FhirAuthError(f"SMART discovery failed: {err}") from None
-            scope = backend_scopes(v2=config.supports_v2_scopes)
-            if write:
-                perm = "c" if config.supports_v2_scopes else "write"
-                scope += "".join(f" system/{kind}.{perm}" for kind in _WRITE_TYPES)
+            scope = backend_scopes(v2=config.supports_v2_scopes, write=write)
             self._auth[key] = BackendServicesAuth(self.settings, config.token_endpoint,
                                                   scope=scope)
         return self._auth[key]

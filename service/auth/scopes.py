@@ -47,8 +47,15 @@ def user_scopes(*, standalone: bool, v2: bool = True) -> str:
     return " ".join([context, "openid", "fhirUser", *_resource_scopes("patient", v2)])
 
 
-def backend_scopes(*, v2: bool = True) -> str:
-    """SMART Backend Services scopes: read only (writes happen with a user's authority)."""
-    return " ".join(
-        f"system/{rtype}.{'rs' if v2 else 'read'}" for rtype, perm in _RESOURCES if perm == "rs"
-    )
+# What a write-back creates without a user: the screening Observation, DetectedIssues, the
+# Provenance, and the app's Device (created once, conditionally).
+_BACKEND_WRITES = ("Observation", "DetectedIssue", "Provenance", "Device")
+
+
+def backend_scopes(*, v2: bool = True, write: bool = False) -> str:
+    """SMART Backend Services scopes: reads, plus creates when a service asks to write back."""
+    scopes = [f"system/{rtype}.{'rs' if v2 else 'read'}"
+              for rtype, perm in _RESOURCES if perm == "rs"]
+    if write:
+        scopes += [f"system/{rtype}.{'c' if v2 else 'write'}" for rtype in _BACKEND_WRITES]
+    return " ".join(scopes)

@@ -1,0 +1,27 @@
+"""The scopes the app asks for: user launches and backend services, v2 and v1."""
+
+from __future__ import annotations
+
+from service.auth.scopes import backend_scopes, user_scopes
+
+
+def test_backend_reads_only_unless_writing() -> None:
+    read = backend_scopes().split()
+    assert "system/Condition.rs" in read
+    assert not any(s.endswith(".c") for s in read)
+    write = backend_scopes(write=True).split()
+    assert set(read) < set(write)
+    assert {"system/Observation.c", "system/DetectedIssue.c", "system/Provenance.c",
+            "system/Device.c"} <= set(write)
+
+
+def test_v1_equivalents() -> None:
+    assert "system/Observation.write" in backend_scopes(v2=False, write=True).split()
+    assert "patient/Condition.read" in user_scopes(standalone=False, v2=False).split()
+
+
+def test_launch_context_scope() -> None:
+    assert user_scopes(standalone=False).split()[0] == "launch"
+    assert user_scopes(standalone=True).split()[0] == "launch/patient"
+    assert {"openid", "fhirUser", "patient/DetectedIssue.c"} <= set(
+        user_scopes(standalone=False).split())
