@@ -18,7 +18,6 @@ from joserfc.jwk import RSAKey
 from tests.api.conftest import (  # noqa: F401 - fixtures shared with the API tests
     api,
     auth,
-    fhir_base_url,
     make_settings,
     settings,
     token_server,
