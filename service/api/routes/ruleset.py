@@ -44,24 +44,6 @@ class RuleOut(BaseModel):
     thresholds: dict[str, float] | None = None
 
 
-class MemberOut(BaseModel):
-    name: str
-    rxnorm: str | None = None
-    rxnorm_verify: bool = False
-    brands: list[str] = Field(default_factory=list)
-
-
-class InteractionOut(BaseModel):
-    id: str
-    name: str
-    severity: Literal["major", "moderate", "minor"]
-    effect: str
-    management: str
-    source: str
-    atc: list[str]
-    members: list[MemberOut]
-
-
 class BloodPressureOut(BaseModel):
     window_days: int
     systolic_uncontrolled: float
@@ -75,17 +57,13 @@ class RulesetOut(BaseModel):
     version: str
     sources: dict[str, str]
     rules: list[RuleOut]
-    interactions: list[InteractionOut]
+    interactions: list[InteractionClass] = Field(description="as in fhir_maps, unchanged")
     blood_pressure: BloodPressureOut = Field(description="as configured for this deployment")
 
 
 def _simple(rule: SimpleRule, **extra: object) -> RuleOut:
     return RuleOut.model_validate({"id": rule.id, "kind": rule.kind, "title": rule.title,
                                    "source": rule.source, "detail": rule.detail, **extra})
-
-
-def _interaction(cls: InteractionClass) -> InteractionOut:
-    return InteractionOut.model_validate(cls.model_dump())
 
 
 def describe_ruleset(ruleset: Ruleset, settings: Settings) -> RulesetOut:
@@ -113,7 +91,7 @@ def describe_ruleset(ruleset: Ruleset, settings: Settings) -> RulesetOut:
         version=ruleset.version,
         sources=dict(ruleset.sources),
         rules=rules,
-        interactions=[_interaction(c) for c in ruleset.interactions],
+        interactions=list(ruleset.interactions),
         blood_pressure=BloodPressureOut(
             window_days=settings.bp_window_days,
             systolic_uncontrolled=settings.bp_systolic_uncontrolled,
