@@ -73,6 +73,14 @@ async def _write_back(base: str, result: ScreeningResult, raw: RawPatientData) -
 
 def _screen(args: argparse.Namespace, out: TextIO) -> int:
     as_of = args.as_of or datetime.now(UTC).replace(microsecond=0)
+    if args.all or args.group:
+        from service.population import run_population
+
+        if not args.fhir_base or args.bundle or args.patient or args.write_back:
+            raise InputError("--all/--group need --fhir-base URL, without --bundle, --patient "
+                             "or --write-back")
+        return run_population(args.fhir_base, out, as_of=as_of, fmt=args.format,
+                              group=args.group, policy=_policy())
     if args.bundle:
         raw = load_bundle(Path(args.bundle), args.patient)
     else:
@@ -141,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     scr.add_argument("--format", choices=("text", "json"), default="text")
     scr.add_argument("--write-back", action="store_true",
                      help="write the screening Observation to --fhir-base")
+    scr.add_argument("--all", action="store_true",
+                     help="screen every patient on --fhir-base (Bulk Data $export)")
+    scr.add_argument("--group", metavar="ID", help="screen the members of this Group only")
     scr.set_defaults(run=_screen)
 
     demo = sub.add_parser("demo", help="screen the embedded demo patients (no EHR needed)")

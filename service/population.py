@@ -1,0 +1,450 @@
+"""Screen every patient on a FHIR server, or every member of a Group, in one run.
+
+Records come from FHIR Bulk Data ``$export`` (service.fhir.bulk). Where the server has no
+``$export``, the run pages ``Patient?_count=N`` (or reads the Group) and reads each patient the way
+a single screening does (``FhirClient.read_patient_data``), and says so on stderr.
+
+**Memory stays bounded** whatever the population's size. Each NDJSON file is streamed line by
+line (never a whole file, let alone the whole export, in memory) into a temporary SQLite file on
+disk (:class:`Spill`): ``patients(id, body)``, ``medications(id, body)`` and
+``records(patient, med, body)``, inserted in batches of :data:`BATCH` rows, with the per-patient
+index built once the files are in. Screening then walks the patients in id order and pulls one
+patient's rows (plus the Medications they reference) at a time, so the Python heap holds one
+NDJSON line while downloading and one patient's records while screening; SQLite's own page cache
+is capped at :data:`SQLITE_CACHE_KIB`. Disk use is about the size of the NDJSON. The fallback path
+holds at most ``concurrency`` patients' records at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+
+from service.config import get_settings
+from service.errors import (
+    BundleError,
+    FhirError,
+    FhirNotFound,
+    FhirProtocolError,
+    ServiceError,
+)
+from service.fhir.bulk import BulkExport, Manifest, start_export
+from service.fhir.bundle import parse_bundle
+from service.fhir.client import FhirClient
+from service.fhir.paging import same_origin
+from service.screening.engine import BloodPressurePolicy, screen
+from service.screening.model import RawPatientData, ScreeningResult, Verdict
+
+__all__ = ["PopulationSummary", "Progress", "Spill", "run_population", "screen_population"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+SQLITE_CACHE_KIB = 8192
+DOWNLOAD_ATTEMPTS = 3
+_PATIENT_FIELD = {"AllergyIntolerance": "patient"}
+
+
+@dataclass(slots=True)
+class PopulationSummary:
+    source: str = "bulk export"
+    """``bulk export`` or ``patient search`` (the fallback)."""
+    patients: int = 0
+    records: int = 0
+    """Resources read (NDJSON lines, or resources returned by the searches)."""
+    ndjson_bytes: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    failed: int = 0
+    problems: int = 0
+    """Records that could not be used (unparseable, or a Medication not found)."""
+    unattached: int = 0
+    """Exported records whose patient was not in the export."""
+    fetch_seconds: float = 0.0
+    screen_seconds: float = 0.0
+
+    def table(self) -> str:
+        rate = self.patients / self.screen_seconds if self.screen_seconds else 0.0
+        total = self.fetch_seconds + self.screen_seconds
+        lines = [f"Population screening: {self.patients} patients via {self.source}",
+                 f"  {'verdict':<18} {'patients':>9}"]
+        lines += [f"  {v.label:<18} {self.verdicts.get(v.label, 0):>9}"
+                  for v in sorted(Verdict, reverse=True)]
+        lines += [f"  {'failed':<18} {self.failed:>9}",
+                  f"  records read {self.records}"
+                  + (f" ({_size(self.ndjson_bytes)} of NDJSON)" if self.ndjson_bytes else "")
+                  + f", unusable {self.problems}, without their patient {self.unattached}",
+                  f"  fetch {self.fetch_seconds:.1f} s, screening {self.screen_seconds:.1f} s "
+                  f"({rate:.0f} patients/s), overall "
+                  f"{self.patients / total if total else 0.0:.1f} patients/s"]
+        return "\n".join(lines) + "\n"
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"
+
+
+class Progress:
+    """A text progress bar on a TTY (redrawn at most 10 times a second), else a line every N."""
+
+    def __init__(self, stream: TextIO, total: int | None = None, every: int = 100) -> None:
+        self.stream, self.total, self.every = stream, total, every
+        self.done = 0
+        self.tty = stream.isatty()
+        self._started = time.monotonic()
+        self._drawn = 0.0
+
+    def tick(self) -> None:
+        self.done += 1
+        now = time.monotonic()
+        rate = self.done / max(now - self._started, 1e-6)
+        if self.tty and (now - self._drawn >= 0.1 or self.done == self.total):
+            self._drawn = now
+            bar = ""
+            if self.total:
+                filled = int(30 * self.done / self.total)
+                bar = f"[{'#' * filled}{'.' * (30 - filled)}] "
+            of = f"/{self.total}" if self.total else ""
+            self.stream.write(f"\r{bar}{self.done}{of} patients, {rate:.0f}/s")
+            self.stream.flush()
+        elif not self.tty and self.done % self.every == 0:
+            of = f"/{self.total}" if self.total else ""
+            self.stream.write(f"ketamine-screen: screened {self.done}{of} patients\n")
+
+    def close(self) -> None:
+        if self.tty and self.done:
+            self.stream.write("\n")
+
+
+class Spill:
+    """The export's records on disk, grouped by patient (see the module docstring)."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        handle, self.path = tempfile.mkstemp(prefix="ketamine-export-", suffix=".sqlite",
+                                             dir=directory)
+        os.close(handle)
+        self._db = sqlite3.connect(self.path)
+        self._db.executescript(f"""
+            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+            PRAGMA cache_size = -{SQLITE_CACHE_KIB}; PRAGMA temp_store = FILE;
+            CREATE TABLE patients (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+            CREATE TABLE medications (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+            CREATE TABLE records (patient TEXT NOT NULL, med TEXT, body TEXT NOT NULL);
+        """)
+        self._rows: dict[str, list[tuple[str | None, ...]]] = {
+            "patients": [], "medications": [], "records": []}
+        self.lines = self.bytes = self.unusable = 0
+        self._committed = (0, 0, 0)
+
+    def add(self, line: str) -> None:
+        """One NDJSON line (a resource). Lines that are not a resource are counted, not kept."""
+        self.lines += 1
+        self.bytes += len(line) + 1
+        try:
+            resource = json.loads(line)
+        except ValueError:
+            resource = None
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        rid = resource.get("id") if isinstance(resource, dict) else None
+        if not isinstance(resource, dict) or not isinstance(kind, str) or not isinstance(rid, str):
+            self.unusable += 1
+            return
+        if kind == "Patient":
+            self._put("patients", rid, line)
+        elif kind == "Medication":
+            self._put("medications", rid, line)
+        else:
+            patient = _patient_of(resource)
+            if patient is None:
+                self.unusable += 1
+                return
+            self._put("records", patient, _medication_of(resource), line)
+
+    def _put(self, table: str, *row: str | None) -> None:
+        rows = self._rows[table]
+        rows.append(row)
+        if len(rows) >= BATCH:
+            self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        rows = self._rows[table]
+        if rows:
+            marks = ",".join("?" * len(rows[0]))
+            verb = "INSERT" if table == "records" else "INSERT OR REPLACE"
+            self._db.executemany(f"{verb} INTO {table} VALUES ({marks})", rows)
+            rows.clear()
+
+    def commit(self) -> None:
+        for table in self._rows:
+            self._flush(table)
+        self._db.commit()
+        self._committed = (self.lines, self.bytes, self.unusable)
+
+    def rollback(self) -> None:
+        """Forget what was added since the last commit (a download that failed half-way)."""
+        for rows in self._rows.values():
+            rows.clear()
+        self._db.rollback()
+        self.lines, self.bytes, self.unusable = self._committed
+
+    def finish(self) -> None:
+        """Index records by patient, once every file is in (cheaper than indexing per insert)."""
+        self.commit()
+        self._db.execute("CREATE INDEX IF NOT EXISTS records_patient ON records (patient)")
+        self._db.commit()
+
+    def patient_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM patients").fetchone()[0])
+
+    def unattached(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM records WHERE patient NOT IN "
+                                    "(SELECT id FROM patients)").fetchone()[0])
+
+    def missing_medications(self) -> Iterator[list[str]]:
+        """Referenced Medications the export did not bring, 50 ids at a time."""
+        self._db.execute("DROP TABLE IF EXISTS temp.wanted")
+        self._db.execute("CREATE TEMP TABLE wanted AS SELECT DISTINCT med FROM records WHERE med "
+                         "IS NOT NULL AND med NOT IN (SELECT id FROM medications)")
+        cursor = self._db.execute("SELECT med FROM temp.wanted")
+        while chunk := cursor.fetchmany(50):
+            yield [row[0] for row in chunk]
+
+    def patients(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(patient id, a collection Bundle of that patient's records), in id order."""
+        for pid, body in self._db.execute("SELECT id, body FROM patients ORDER BY id"):
+            rows = self._db.execute("SELECT body, med FROM records WHERE patient = ?",
+                                    (pid,)).fetchall()
+            meds = sorted({med for _, med in rows if med})
+            found = self._db.execute(
+                f"SELECT body FROM medications WHERE id IN ({','.join('?' * len(meds))})",  # noqa: S608
+                meds).fetchall() if meds else []
+            entries = [json.loads(text) for text, *_ in [(body,), *rows, *found]]
+            yield pid, {"resourceType": "Bundle", "type": "collection",
+                        "entry": [{"resource": r} for r in entries]}
+
+    def close(self) -> None:
+        self._db.close()
+        os.unlink(self.path)
+
+
+def _reference_id(reference: object, kind: str) -> str | None:
+    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
+        return None
+    parts = reference["reference"].split("/_history/")[0].rstrip("/").split("/")
+    return parts[-1] if len(parts) >= 2 and parts[-2] == kind else None
+
+
+def _patient_of(resource: dict[str, Any]) -> str | None:
+    return _reference_id(resource.get(_PATIENT_FIELD.get(resource["resourceType"], "subject")),
+                         "Patient")
+
+
+def _medication_of(resource: dict[str, Any]) -> str | None:
+    return _reference_id(resource.get("medicationReference"), "Medication")
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+Emit = Callable[[ScreeningResult], None]
+
+
+async def screen_population(client: FhirClient, *, as_of: datetime, emit: Emit,
+                            group: str | None = None, policy: BloodPressurePolicy | None = None,
+                            progress: TextIO | None = None, spill_dir: str | None = None,
+                            concurrency: int = 4) -> PopulationSummary:
+    """Screen everyone (or ``group``'s members); ``emit`` gets each result as it is made.
+
+    Screening is CPU work done on this event loop: run it from a command line or a worker, not
+    inside a web request. FhirError when the server fails (a single patient that vanished between
+    listing and reading is counted as failed instead).
+    """
+    started = time.monotonic()
+    job = await start_export(client, group=group)
+    if job is None:
+        if group:
+            await client.read("Group", group)  # an unknown Group is FhirNotFound, not a fallback
+        (progress or sys.stderr).write("ketamine-screen: the server offers no Bulk Data $export; "
+                                       "reading patient by patient instead (slower)\n")
+        return await _by_search(client, as_of=as_of, emit=emit, group=group, policy=policy,
+                                progress=progress, concurrency=concurrency, started=started)
+    summary = PopulationSummary()
+    spill = Spill(spill_dir)
+    try:
+        try:
+            manifest = await job.wait()
+            await _download(job, manifest, spill)
+        finally:
+            await job.delete()  # the server may drop the files, whatever happened
+        await _resolve_medications(client, spill)
+        spill.finish()
+        summary.records, summary.ndjson_bytes = spill.lines, spill.bytes
+        summary.problems, summary.unattached = spill.unusable, spill.unattached()
+        summary.fetch_seconds = time.monotonic() - started
+        bar = Progress(progress or sys.stderr, spill.patient_count())
+        began = time.monotonic()
+        for pid, bundle in spill.patients():
+            try:
+                raw = parse_bundle(bundle, f"export of Patient/{pid}", pid)
+            except BundleError as err:
+                log.warning("Patient/%s not screened: %s", pid, err)
+                summary.failed += 1
+            else:
+                _screen_one(raw, as_of, policy, emit, summary)
+            bar.tick()
+        bar.close()
+        summary.screen_seconds = time.monotonic() - began
+    finally:
+        spill.close()
+    return summary
+
+
+def _screen_one(raw: RawPatientData, as_of: datetime, policy: BloodPressurePolicy | None,
+                emit: Emit, summary: PopulationSummary) -> None:
+    result = screen(raw, as_of, policy=policy)
+    summary.patients += 1
+    summary.problems += len(raw.problems)
+    summary.verdicts[result.verdict.label] += 1
+    emit(result)
+
+
+async def _download(job: BulkExport, manifest: Manifest, spill: Spill) -> None:
+    if manifest.errors:
+        log.warning("the export reports %d error file(s)", len(manifest.errors))
+    for file in manifest.output:
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            try:
+                async for line in job.lines(file, manifest):
+                    spill.add(line)
+            except FhirError as err:
+                spill.rollback()
+                if attempt == DOWNLOAD_ATTEMPTS - 1 or isinstance(err, FhirProtocolError):
+                    raise
+                log.warning("export file download failed (%s); retrying", err)
+                await asyncio.sleep(0.5 * 2**attempt)
+            else:
+                spill.commit()
+                break
+
+
+async def _resolve_medications(client: FhirClient, spill: Spill) -> None:
+    """Medications a Group export could not carry: ``_id`` searches, 50 ids at a time."""
+    ndjson_bytes = spill.bytes
+    for ids in spill.missing_medications():
+        result = await client.search("Medication", [("_id", ",".join(ids))])
+        for resource in result.matches:
+            spill.add(json.dumps(resource))
+    spill.bytes = ndjson_bytes  # what was searched for is a record read, but not NDJSON
+
+
+# -- without $export ----------------------------------------------------------------------------
+
+async def _patient_ids(client: FhirClient, group: str | None) -> Any:
+    if group:
+        members = (await client.read("Group", group)).get("member") or []
+        for member in members:
+            pid = _reference_id(member.get("entity") if isinstance(member, dict) else None,
+                                "Patient")
+            if pid:
+                yield pid
+        return
+    page = await client.get_json("Patient", [("_count", str(client.page_size)),
+                                             ("_elements", "id")], what="Patient")
+    seen: set[str] = set()
+    while True:
+        for entry in page.get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict) and isinstance(resource.get("id"), str):
+                yield resource["id"]
+        nxt = next((link.get("url") for link in page.get("link") or []
+                    if isinstance(link, dict) and link.get("relation") == "next"), None)
+        if not isinstance(nxt, str):
+            return
+        if not same_origin(nxt, client.base_url) or nxt in seen:
+            raise FhirProtocolError("Patient search: a next link leaves the server or loops")
+        seen.add(nxt)
+        page = await client.get_json(nxt, what="Patient")
+
+
+async def _by_search(client: FhirClient, *, as_of: datetime, emit: Emit, group: str | None,
+                     policy: BloodPressurePolicy | None, progress: TextIO | None,
+                     concurrency: int, started: float) -> PopulationSummary:
+    summary = PopulationSummary(source="patient search")
+    bar = Progress(progress or sys.stderr)
+    queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=2 * concurrency)
+    window = _bp_window(policy)
+
+    async def worker() -> None:
+        while (pid := await queue.get()) is not None:
+            try:
+                raw = await client.read_patient_data(pid, as_of=as_of, bp_window_days=window)
+            except FhirNotFound as err:
+                log.warning("Patient/%s not screened: %s", pid, err)
+                summary.failed += 1
+            else:
+                summary.records += 1 + len(raw.resources) + len(raw.medications)
+                _screen_one(raw, as_of, policy, emit, summary)
+            bar.tick()
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            for _ in range(concurrency):
+                tasks.create_task(worker())
+            async for pid in _patient_ids(client, group):
+                await queue.put(pid)
+            for _ in range(concurrency):  # a failure cancels this body and the workers alike
+                await queue.put(None)
+    except BaseExceptionGroup as failures:
+        raise _first(failures) from None
+    bar.close()
+    summary.fetch_seconds = 0.0
+    summary.screen_seconds = time.monotonic() - started
+    return summary
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first deliberate error in a failed TaskGroup (what the caller can report)."""
+    leaves = list(_leaves(group))
+    return next((e for e in leaves if isinstance(e, ServiceError)), leaves[0])
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+def _bp_window(policy: BloodPressurePolicy | None) -> int:
+    return policy.window_days if policy is not None else get_settings().bp_window_days
+
+
+def run_population(fhir_base: str, out: TextIO, *, as_of: datetime, fmt: str = "text",
+                   group: str | None = None, policy: BloodPressurePolicy | None = None,
+                   err: TextIO | None = None) -> int:
+    """The command line's ``screen --all``: NDJSON contracts (``json``) or nothing per patient
+    (``text``), then the summary table (stdout for text, stderr for json)."""
+    err = err or sys.stderr
+
+    def emit(result: ScreeningResult) -> None:
+        if fmt == "json":
+            out.write(json.dumps(result.as_contract(), separators=(",", ":")) + "\n")
+
+    async def run() -> PopulationSummary:
+        async with FhirClient(fhir_base) as client:
+            return await screen_population(client, as_of=as_of, emit=emit, group=group,
+                                           policy=policy, progress=err)
+
+    summary = asyncio.run(run())
+    (err if fmt == "json" else out).write(summary.table())
+    return 0
