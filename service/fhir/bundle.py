@@ -12,35 +12,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ValidationError
-
 from service.errors import BundleError
+from service.fhir.parse import parse_resource
 from service.screening.model import RawPatientData, ReadProblem
 
-__all__ = ["SCREENED_TYPES", "load_bundle", "parse_bundle", "parse_resource"]
+__all__ = ["SCREENED_TYPES", "load_bundle", "parse_bundle"]
 
 SCREENED_TYPES = frozenset(
     {"Condition", "MedicationStatement", "MedicationRequest", "AllergyIntolerance", "Observation"}
 )
 _PATIENT_FIELD = {"AllergyIntolerance": "patient"}
-
-
-def parse_resource(data: Mapping[str, Any]) -> Any:
-    """One resource as a fhir.resources R4B model; ``ValueError`` says why it is not valid."""
-    kind = data.get("resourceType")
-    if not isinstance(kind, str):
-        raise ValueError("no resourceType")
-    try:
-        model = get_fhir_model_class(kind)
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"unknown resourceType {kind!r}") from exc
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or kind
-        raise ValueError(f"{where}: {first['msg']}") from exc
 
 
 def load_bundle(path: Path, patient_id: str | None = None) -> RawPatientData:
@@ -92,12 +73,15 @@ def parse_bundle(data: object, source: str, patient_id: str | None = None) -> Ra
         if not isinstance(resource, dict):
             problems.append(ReadProblem(label, "entry has no resource"))
             continue
-        try:
-            parsed.append((full_url, parse_resource(resource)))
-        except ValueError as exc:
-            problems.append(ReadProblem(label, str(exc)))
+        model, problem = parse_resource(resource)
+        if model is not None:
+            parsed.append((full_url, model))
+        elif problem is not None:
+            problems.append(ReadProblem(label, problem.problem))
     if not parsed and problems:
-        raise BundleError(f"{source}: no resource in the Bundle could be read ({problems[0]})")
+        first = problems[0]
+        raise BundleError(f"{source}: no resource in the Bundle could be read "
+                          f"({first.reference}: {first.problem})")
     return _collect(parsed, problems, source, patient_id)
 
 

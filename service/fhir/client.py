@@ -200,7 +200,8 @@ class FhirClient:
         for name, (rtype, params) in plan.items():
             jobs[name] = self.search(rtype, params)
         results = await _run_all(jobs, concurrent=concurrent)
-        data = paging.assemble(patient_id, results)
+        # Validating hundreds of resources is CPU work: keep the event loop free meanwhile.
+        data = await asyncio.to_thread(paging.assemble, patient_id, results)
         missing = paging.unresolved_medications(data, results, self.base_url)
         if missing:
             found = await self._read_medications(caps, missing)

@@ -20,12 +20,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.resource import Resource
-from pydantic import ValidationError
-
 from service.errors import FhirProtocolError
 from service.fhir.capabilities import Capabilities
+from service.fhir.parse import parse_resource
 from service.screening.model import RawPatientData, ReadProblem
 
 __all__ = [
@@ -36,7 +33,6 @@ __all__ = [
     "add_medications",
     "assemble",
     "collect_pages",
-    "parse_resource",
     "plan_searches",
     "same_origin",
     "unresolved_medications",
@@ -118,29 +114,6 @@ def _next_link(bundle: Mapping[str, Any]) -> str | None:
         if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
             return str(link["url"])
     return None
-
-
-def parse_resource(data: Mapping[str, Any]) -> tuple[Resource | None, ReadProblem | None]:
-    """An R4B model for ``data``, or the ReadProblem saying why not (without any PHI)."""
-    rtype = data.get("resourceType")
-    rid = data.get("id")
-    ref = f"{rtype}/{rid}" if isinstance(rtype, str) and isinstance(rid, str) else str(rtype)
-    if not isinstance(rtype, str):
-        return None, ReadProblem(ref, "resource without resourceType")
-    try:
-        model = get_fhir_model_class(rtype)
-    except ValueError:
-        return None, ReadProblem(ref, f"unknown resource type {rtype!r}")
-    try:
-        parsed = model.model_validate(dict(data))
-    except ValidationError as exc:
-        # Only locations and error types: the input values may be PHI.
-        where = "; ".join(".".join(str(p) for p in err["loc"]) + f": {err['type']}"
-                          for err in exc.errors()[:5])
-        return None, ReadProblem(ref, f"not valid FHIR R4: {where}")
-    if not isinstance(parsed, Resource):  # pragma: no cover - every resource model is one
-        return None, ReadProblem(ref, "not a resource")
-    return parsed, None
 
 
 # -- One patient's record -----------------------------------------------------------------------

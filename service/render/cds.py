@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from service.fhir.bundle import parse_resource
 from service.fhir.codesystems import CS_CDS_OVERRIDE_REASON, CS_SCREENING, display
 from service.fhir.paging import BP_CODES, LOINC, OTHER_CODES
+from service.fhir.parse import parse_resource
 from service.fhir.prefetch import bundle_resources
 from service.render.writeback import APP_NAME, build_screening_write
 from service.screening.matching import default_matcher
@@ -225,9 +225,8 @@ def holds_ketamine(draft_orders: Mapping[str, Any], selections: Sequence[str] | 
             continue
         if kind == "MedicationRequest" and selected and f"{kind}/{data.get('id')}" not in selected:
             continue
-        try:
-            resource = parse_resource(data)
-        except ValueError:
+        resource, _ = parse_resource(data)
+        if resource is None:
             continue
         if kind == "Medication":
             raw.medications[f"Medication/{resource.id}"] = resource
