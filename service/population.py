@@ -6,12 +6,12 @@ a single screening does (``FhirClient.read_patient_data``), and says so on stder
 
 **Memory stays bounded** whatever the population's size. Each NDJSON file is streamed line by
 line (never a whole file, let alone the whole export, in memory) into a temporary SQLite file on
-disk (:class:`Spill`): ``patients(id, body)``, ``medications(id, body)`` and
+disk (:class:`service.fhir.spill.Spill`): ``patients(id, body)``, ``medications(id, body)`` and
 ``records(patient, med, body)``, inserted in batches of :data:`BATCH` rows, with the per-patient
 index built once the files are in. Screening then walks the patients in id order and pulls one
 patient's rows (plus the Medications they reference) at a time, so the Python heap holds one
 NDJSON line while downloading and one patient's records while screening; SQLite's own page cache
-is capped at :data:`SQLITE_CACHE_KIB`. Disk use is about the size of the NDJSON. The fallback path
+is capped at ``SQLITE_CACHE_KIB``. Disk use is about the size of the NDJSON. The fallback path
 holds at most ``concurrency`` patients' records at once.
 """
 
@@ -20,10 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import sqlite3
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -43,17 +40,15 @@ from service.fhir.bulk import BulkExport, Manifest, start_export
 from service.fhir.bundle import parse_bundle
 from service.fhir.client import FhirClient
 from service.fhir.paging import same_origin
+from service.fhir.spill import Spill, reference_id
 from service.screening.engine import BloodPressurePolicy, screen
 from service.screening.model import RawPatientData, ScreeningResult, Verdict
 
-__all__ = ["PopulationSummary", "Progress", "Spill", "run_population", "screen_population"]
+__all__ = ["PopulationSummary", "Progress", "run_population", "screen_population"]
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
-SQLITE_CACHE_KIB = 8192
 DOWNLOAD_ATTEMPTS = 3
-_PATIENT_FIELD = {"AllergyIntolerance": "patient"}
 
 
 @dataclass(slots=True)
@@ -124,133 +119,6 @@ class Progress:
     def close(self) -> None:
         if self.tty and self.done:
             self.stream.write("\n")
-
-
-class Spill:
-    """The export's records on disk, grouped by patient (see the module docstring)."""
-
-    def __init__(self, directory: str | None = None) -> None:
-        handle, self.path = tempfile.mkstemp(prefix="ketamine-export-", suffix=".sqlite",
-                                             dir=directory)
-        os.close(handle)
-        self._db = sqlite3.connect(self.path)
-        self._db.executescript(f"""
-            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-            PRAGMA cache_size = -{SQLITE_CACHE_KIB}; PRAGMA temp_store = FILE;
-            CREATE TABLE patients (id TEXT PRIMARY KEY, body TEXT NOT NULL);
-            CREATE TABLE medications (id TEXT PRIMARY KEY, body TEXT NOT NULL);
-            CREATE TABLE records (patient TEXT NOT NULL, med TEXT, body TEXT NOT NULL);
-        """)
-        self._rows: dict[str, list[tuple[str | None, ...]]] = {
-            "patients": [], "medications": [], "records": []}
-        self.lines = self.bytes = self.unusable = 0
-        self._committed = (0, 0, 0)
-
-    def add(self, line: str) -> None:
-        """One NDJSON line (a resource). Lines that are not a resource are counted, not kept."""
-        self.lines += 1
-        self.bytes += len(line) + 1
-        try:
-            resource = json.loads(line)
-        except ValueError:
-            resource = None
-        kind = resource.get("resourceType") if isinstance(resource, dict) else None
-        rid = resource.get("id") if isinstance(resource, dict) else None
-        if not isinstance(resource, dict) or not isinstance(kind, str) or not isinstance(rid, str):
-            self.unusable += 1
-            return
-        if kind == "Patient":
-            self._put("patients", rid, line)
-        elif kind == "Medication":
-            self._put("medications", rid, line)
-        else:
-            patient = _patient_of(resource)
-            if patient is None:
-                self.unusable += 1
-                return
-            self._put("records", patient, _medication_of(resource), line)
-
-    def _put(self, table: str, *row: str | None) -> None:
-        rows = self._rows[table]
-        rows.append(row)
-        if len(rows) >= BATCH:
-            self._flush(table)
-
-    def _flush(self, table: str) -> None:
-        rows = self._rows[table]
-        if rows:
-            marks = ",".join("?" * len(rows[0]))
-            verb = "INSERT" if table == "records" else "INSERT OR REPLACE"
-            self._db.executemany(f"{verb} INTO {table} VALUES ({marks})", rows)
-            rows.clear()
-
-    def commit(self) -> None:
-        for table in self._rows:
-            self._flush(table)
-        self._db.commit()
-        self._committed = (self.lines, self.bytes, self.unusable)
-
-    def rollback(self) -> None:
-        """Forget what was added since the last commit (a download that failed half-way)."""
-        for rows in self._rows.values():
-            rows.clear()
-        self._db.rollback()
-        self.lines, self.bytes, self.unusable = self._committed
-
-    def finish(self) -> None:
-        """Index records by patient, once every file is in (cheaper than indexing per insert)."""
-        self.commit()
-        self._db.execute("CREATE INDEX IF NOT EXISTS records_patient ON records (patient)")
-        self._db.commit()
-
-    def patient_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM patients").fetchone()[0])
-
-    def unattached(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM records WHERE patient NOT IN "
-                                    "(SELECT id FROM patients)").fetchone()[0])
-
-    def missing_medications(self) -> Iterator[list[str]]:
-        """Referenced Medications the export did not bring, 50 ids at a time."""
-        self._db.execute("DROP TABLE IF EXISTS temp.wanted")
-        self._db.execute("CREATE TEMP TABLE wanted AS SELECT DISTINCT med FROM records WHERE med "
-                         "IS NOT NULL AND med NOT IN (SELECT id FROM medications)")
-        cursor = self._db.execute("SELECT med FROM temp.wanted")
-        while chunk := cursor.fetchmany(50):
-            yield [row[0] for row in chunk]
-
-    def patients(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(patient id, a collection Bundle of that patient's records), in id order."""
-        for pid, body in self._db.execute("SELECT id, body FROM patients ORDER BY id"):
-            rows = self._db.execute("SELECT body, med FROM records WHERE patient = ?",
-                                    (pid,)).fetchall()
-            meds = sorted({med for _, med in rows if med})
-            found = self._db.execute(
-                f"SELECT body FROM medications WHERE id IN ({','.join('?' * len(meds))})",  # noqa: S608
-                meds).fetchall() if meds else []
-            entries = [json.loads(text) for text, *_ in [(body,), *rows, *found]]
-            yield pid, {"resourceType": "Bundle", "type": "collection",
-                        "entry": [{"resource": r} for r in entries]}
-
-    def close(self) -> None:
-        self._db.close()
-        os.unlink(self.path)
-
-
-def _reference_id(reference: object, kind: str) -> str | None:
-    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
-        return None
-    parts = reference["reference"].split("/_history/")[0].rstrip("/").split("/")
-    return parts[-1] if len(parts) >= 2 and parts[-2] == kind else None
-
-
-def _patient_of(resource: dict[str, Any]) -> str | None:
-    return _reference_id(resource.get(_PATIENT_FIELD.get(resource["resourceType"], "subject")),
-                         "Patient")
-
-
-def _medication_of(resource: dict[str, Any]) -> str | None:
-    return _reference_id(resource.get("medicationReference"), "Medication")
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -352,7 +220,7 @@ async def _patient_ids(client: FhirClient, group: str | None) -> Any:
     if group:
         members = (await client.read("Group", group)).get("member") or []
         for member in members:
-            pid = _reference_id(member.get("entity") if isinstance(member, dict) else None,
+            pid = reference_id(member.get("entity") if isinstance(member, dict) else None,
                                 "Patient")
             if pid:
                 yield pid

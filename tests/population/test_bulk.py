@@ -14,7 +14,8 @@ from service.errors import FhirProtocolError, FhirUnavailable
 from service.fhir.bulk import start_export
 from service.fhir.client import FhirClient
 from service.fhir.http import RetryPolicy
-from service.population import Progress, Spill, screen_population
+from service.fhir.spill import Spill
+from service.population import Progress, screen_population
 from service.screening.model import ScreeningResult
 from tests.builders import AS_OF, PatientBuilder
 
