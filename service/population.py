@@ -137,7 +137,8 @@ async def screen_population(client: FhirClient, *, as_of: datetime, emit: Emit,
     listing and reading is counted as failed instead).
     """
     started = time.monotonic()
-    job = await start_export(client, group=group)
+    job = await start_export(client, group=group,
+                             max_poll_interval=get_settings().bulk_poll_max_seconds)
     if job is None:
         if group:
             await client.read("Group", group)  # an unknown Group is FhirNotFound, not a fallback

@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
+from service.config import get_settings
 from service.fhir.bundle import parse_bundle
 from service.screening.engine import screen
 from tests.builders import AS_OF, RXNORM, PatientBuilder
@@ -88,3 +91,12 @@ def synthetic(pid: str, n: int) -> list[dict[str, Any]]:
 CHOSEN = [case for index, case in enumerate(CASES)
           if index % 3 == 0 or case.verdict == "insufficient-data" or "referenced" in case.name]
 """About a third of the table (all four verdicts, the referenced-Medication case included)."""
+
+
+@pytest.fixture(autouse=True)
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The sandbox finishes a small export in seconds but always asks for 120 s between polls."""
+    monkeypatch.setenv("KETAMINE_BULK_POLL_MAX_SECONDS", "1")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

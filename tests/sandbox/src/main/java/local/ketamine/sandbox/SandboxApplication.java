@@ -64,7 +64,7 @@ import org.springframework.orm.jpa.LocalContainerEntityManagerFactoryBean;
 public class SandboxApplication {
 
 	private static final Logger LOG = LoggerFactory.getLogger(SandboxApplication.class);
-	private static final long BATCH2_MAINTENANCE_MILLIS = 5_000L;
+	private static final long BATCH2_MAINTENANCE_MILLIS = 1_000L;
 
 	public static void main(String[] args) {
 		long startedAt = System.nanoTime();
@@ -131,7 +131,7 @@ public class SandboxApplication {
 
 	/**
 	 * Batch2 jobs (Bulk Data $export, delete-expunge) advance one step per maintenance pass,
-	 * which HAPI runs once a minute. Every 5 s makes a small export finish in seconds.
+	 * which HAPI runs once a minute. Every second makes a small export finish in a few seconds.
 	 */
 	@Bean
 	public static BeanPostProcessor fastBatch2Maintenance() {
