@@ -213,3 +213,32 @@ def test_as_of_must_be_aware() -> None:
     with pytest.raises(ValueError, match="timezone"):
         screen(raw, AS_OF.replace(tzinfo=None))
     assert screen(raw, AS_OF + timedelta(hours=1)).verdict == Verdict.SUITABLE
+
+
+def test_transaction_style_bundle_with_urn_uuid_references() -> None:
+    patient = "urn:uuid:6a1b6f9e-0000-4000-8000-000000000001"
+    medication = "urn:uuid:6a1b6f9e-0000-4000-8000-000000000002"
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": patient, "resource": {"resourceType": "Patient", "birthDate": "1970-01-01"},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": medication, "resource": {"resourceType": "Medication", "code": {
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "3322",
+                        "display": "diazepam"}]}},
+         "request": {"method": "POST", "url": "Medication"}},
+        {"fullUrl": "urn:uuid:6a1b6f9e-0000-4000-8000-000000000003", "resource": {
+            "resourceType": "MedicationRequest", "status": "active", "intent": "order",
+            "subject": {"reference": patient}, "medicationReference": {"reference": medication}},
+         "request": {"method": "POST", "url": "MedicationRequest"}},
+        {"fullUrl": "urn:uuid:6a1b6f9e-0000-4000-8000-000000000004", "resource": {
+            "resourceType": "Condition", "subject": {"reference": patient},
+            "code": {"text": "Thoracic aortic aneurysm"}},
+         "request": {"method": "POST", "url": "Condition"}},
+    ]}
+    contract = screen(parse_bundle(bundle, "tx"), AS_OF).as_contract()
+    by_rule = {f["rule"]: f for f in contract["findings"]}
+    assert contract["patient"] == "Patient/6a1b6f9e-0000-4000-8000-000000000001"
+    assert by_rule["ci-aneurysm"]["evidence"] == [
+        "Condition/6a1b6f9e-0000-4000-8000-000000000004"]
+    assert by_rule["ix-benzodiazepines"]["evidence"] == [
+        "MedicationRequest/6a1b6f9e-0000-4000-8000-000000000003"]
+    assert contract["verdict"] == "contraindicated"
