@@ -20,6 +20,8 @@ Messages never carry PHI: resource ids and request ids only.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 __all__ = [
     "AuthError",
     "BundleError",
@@ -35,6 +37,7 @@ __all__ = [
     "MapError",
     "ServiceError",
     "TokenError",
+    "reported_error",
 ]
 
 
@@ -94,3 +97,24 @@ class LaunchError(AuthError):
 
 class TokenError(AuthError):
     pass
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+def reported_error(group: BaseExceptionGroup[BaseException], *,
+                   prefer: Callable[[BaseException], bool] | None = None) -> BaseException:
+    """The one error to report for a failed TaskGroup: the first leaf ``prefer`` picks, else the
+    first deliberate (ServiceError) one, else the first leaf."""
+    leaves = list(_leaves(group))
+    if prefer is not None:
+        picked = next((exc for exc in leaves if prefer(exc)), None)
+        if picked is not None:
+            return picked
+    return next((exc for exc in leaves if isinstance(exc, ServiceError)),
+                leaves[0] if leaves else group)

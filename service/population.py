@@ -23,7 +23,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
@@ -34,7 +34,7 @@ from service.errors import (
     FhirError,
     FhirNotFound,
     FhirProtocolError,
-    ServiceError,
+    reported_error,
 )
 from service.fhir.bulk import BulkExport, Manifest, start_export
 from service.fhir.bundle import parse_bundle
@@ -273,25 +273,11 @@ async def _by_search(client: FhirClient, *, as_of: datetime, emit: Emit, group: 
             for _ in range(concurrency):  # a failure cancels this body and the workers alike
                 await queue.put(None)
     except BaseExceptionGroup as failures:
-        raise _first(failures) from None
+        raise reported_error(failures) from None
     bar.close()
     summary.fetch_seconds = 0.0
     summary.screen_seconds = time.monotonic() - started
     return summary
-
-
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first deliberate error in a failed TaskGroup (what the caller can report)."""
-    leaves = list(_leaves(group))
-    return next((e for e in leaves if isinstance(e, ServiceError)), leaves[0])
-
-
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
 
 
 def _bp_window(policy: BloodPressurePolicy | None) -> int:

@@ -19,7 +19,12 @@ from typing import Any, Self
 import httpx
 
 from service.config import Settings, get_settings
-from service.errors import FhirNotFound, FhirProtocolError, FhirRejected, ServiceError
+from service.errors import (
+    FhirNotFound,
+    FhirProtocolError,
+    FhirRejected,
+    reported_error,
+)
 from service.fhir import paging
 from service.fhir.capabilities import Capabilities, cached_capabilities
 from service.fhir.http import RetryPolicy, check_response, json_body, send_with_retry
@@ -252,26 +257,10 @@ async def _run_all(
         async with asyncio.TaskGroup() as group:
             tasks = {name: group.create_task(job) for name, job in jobs.items()}
     except BaseExceptionGroup as failures:
-        raise _first_service_error(failures) from None
+        # The patient's absence explains every other failure, so it is reported first.
+        raise reported_error(failures, prefer=_patient_missing) from None
     return {name: task.result() for name, task in tasks.items()}
 
 
-def _first_service_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error to report for a failed gather: the patient's absence first, then the first one."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    for exc in leaves:
-        if isinstance(exc, FhirNotFound) and "patient not found" in str(exc):
-            return exc
-    for exc in leaves:
-        if isinstance(exc, ServiceError):
-            return exc
-    return leaves[0] if leaves else group
+def _patient_missing(exc: BaseException) -> bool:
+    return isinstance(exc, FhirNotFound) and "patient not found" in str(exc)
