@@ -9,6 +9,7 @@ section 4.2; a ``scp`` list is accepted too) decides what the caller may do: see
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
 from joserfc.jwt import JWTClaimsRegistry
@@ -18,9 +19,22 @@ from service.auth.problems import BearerError
 from service.config import Settings
 from service.errors import TokenError
 
-__all__ = ["ApiTokenVerifier", "Caller"]
+__all__ = ["ApiTokenVerifier", "Caller", "validate_claims"]
 
 LEEWAY_SECONDS = 30
+
+
+def validate_claims(registry: JWTClaimsRegistry, claims: dict[str, Any], *, subject: str,
+                    expired: str) -> None:
+    """Check ``claims``; a failure becomes a 401 naming the claim (``subject``: "The token")."""
+    try:
+        registry.validate(claims)
+    except ExpiredTokenError:
+        raise BearerError(expired) from None
+    except (InvalidClaimError, MissingClaimError) as err:
+        raise BearerError(f"{subject}'s '{err.claim}' claim is not acceptable.") from None
+    except JoseError as err:
+        raise BearerError(f"{subject} is not acceptable ({err.error}).") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +70,7 @@ class ApiTokenVerifier:
             exp={"essential": True},
             sub={"essential": True},
         )
-        try:
-            registry.validate(claims)
-        except ExpiredTokenError:
-            raise BearerError("The token has expired.") from None
-        except (InvalidClaimError, MissingClaimError) as err:
-            raise BearerError(f"The token's '{err.claim}' claim is not acceptable.") from None
-        except JoseError as err:
-            raise BearerError(f"The token is not acceptable ({err.error}).") from None
+        validate_claims(registry, claims, subject="The token", expired="The token has expired.")
         return Caller(
             subject=str(claims["sub"]),
             client_id=_opt_str(claims.get("client_id") or claims.get("azp")),

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 from joserfc import jws
-from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
+from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 
-from service.auth.api_tokens import LEEWAY_SECONDS
+from service.auth.api_tokens import LEEWAY_SECONDS, validate_claims
 from service.auth.discovery import normalise_issuer
 from service.auth.jwks import ASYMMETRIC_ALGS, JwksCache
 from service.auth.problems import BearerError
@@ -85,14 +85,8 @@ class CdsJwtVerifier:
             iat={"essential": True},
             jti={"essential": True},
         )
-        try:
-            registry.validate(decoded.claims)
-        except ExpiredTokenError:
-            raise BearerError("The CDS client's JWT has expired.") from None
-        except (InvalidClaimError, MissingClaimError) as err:
-            raise BearerError(f"The JWT's '{err.claim}' claim is not acceptable.") from None
-        except JoseError as err:
-            raise BearerError(f"The JWT is not acceptable ({err.error}).") from None
+        validate_claims(registry, decoded.claims, subject="The JWT",
+                        expired="The CDS client's JWT has expired.")
         jti = str(decoded.claims["jti"])
         await self._once(iss, jti, decoded.claims.get("exp"))
         tenant = decoded.claims.get("tenant")
