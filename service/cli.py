@@ -21,8 +21,15 @@ from service.config import get_settings
 from service.errors import FhirError, InputError, ServiceError
 from service.fhir.bundle import load_bundle
 from service.render.report import text_report
-from service.screening.engine import BloodPressurePolicy, screen
+from service.screening.engine import (
+    PRODUCT_CHOICES,
+    RULESETS,
+    BloodPressurePolicy,
+    screen,
+)
 from service.screening.model import RawPatientData, ScreeningResult
+from service.screening.policy import products_asked
+from service.screening.ruleset import check_choice
 
 __all__ = ["main", "parse_as_of"]
 
@@ -44,7 +51,9 @@ def _policy() -> BloodPressurePolicy:
     s = get_settings()
     return BloodPressurePolicy(s.bp_window_days, s.bp_systolic_uncontrolled,
                                s.bp_diastolic_uncontrolled, s.bp_systolic_elevated,
-                               s.bp_diastolic_elevated)
+                               s.bp_diastolic_elevated, s.bp_systolic_guide_65,
+                               s.bp_diastolic_guide_65, s.eligibility_lookback_days)
+
 
 
 def _emit(result: ScreeningResult, fmt: str, out: TextIO) -> None:
@@ -73,6 +82,10 @@ async def _write_back(base: str, result: ScreeningResult, raw: RawPatientData) -
 
 def _screen(args: argparse.Namespace, out: TextIO) -> int:
     as_of = args.as_of or datetime.now(UTC).replace(microsecond=0)
+    # Bad choices fail before anything is read (ChoiceError is an InputError: exit 2).
+    args.ruleset = check_choice(args.ruleset or get_settings().ruleset, tuple(RULESETS),
+                                "ruleset")
+    products_asked(args.product)
     if args.all or args.group:
         from service.population import run_population
 
@@ -89,7 +102,7 @@ def _screen(args: argparse.Namespace, out: TextIO) -> int:
         raw = asyncio.run(_from_server(args.fhir_base, args.patient, as_of))
     for problem in raw.problems:
         sys.stderr.write(f"ketamine-screen: warning: {problem.reference}: {problem.problem}\n")
-    result = screen(raw, as_of, policy=_policy())
+    result = screen(raw, as_of, policy=_policy(), ruleset=args.ruleset, products=args.product)
     _emit(result, args.format, out)
     if args.write_back:
         if not args.fhir_base:
@@ -105,7 +118,8 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
     as_of = args.as_of or parse_as_of("2026-11-27")
     for path in demo_patients():
-        result = screen(load_bundle(path), as_of, policy=_policy())
+        result = screen(load_bundle(path), as_of, policy=_policy(),
+                        ruleset=get_settings().ruleset)
         if args.format == "json":
             _emit(result, "json", out)
         else:
@@ -147,6 +161,10 @@ def _parser() -> argparse.ArgumentParser:
     scr.add_argument("--patient", metavar="ID", help="Patient id (required with --fhir-base)")
     scr.add_argument("--as-of", type=parse_as_of, help="evaluation time (ISO 8601; default now)")
     scr.add_argument("--format", choices=("text", "json"), default="text")
+    scr.add_argument("--product", default="both",
+                     help=f"{', '.join(PRODUCT_CHOICES)} (default: both)")
+    scr.add_argument("--ruleset",
+                     help=f"{', '.join(RULESETS)} (default: KETAMINE_RULESET, else v2)")
     scr.add_argument("--write-back", action="store_true",
                      help="write the screening Observation to --fhir-base")
     scr.add_argument("--all", action="store_true",

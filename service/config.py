@@ -30,11 +30,19 @@ class Settings(BaseSettings):
     """Public URL of this service (CDS Hooks ``aud``, SMART redirect defaults)."""
 
     # Screening
+    ruleset: Literal["v1", "v2"] = "v2"
+    """The ruleset version screens use (v1 stays loadable for results already written)."""
     bp_window_days: int = Field(default=30, ge=1, le=365)
     bp_systolic_uncontrolled: float = 180
     bp_diastolic_uncontrolled: float = 100
     bp_systolic_elevated: float = 140
     bp_diastolic_elevated: float = 90
+    bp_systolic_guide_65: float = 150
+    bp_diastolic_guide_65: float = 90
+    """EU-SPRAVATO's blood-pressure guide at 65 or older (quoted in the age information)."""
+    eligibility_lookback_days: int = Field(default=730, ge=1, le=3650)
+    """Antidepressant trials count within this look-back when the depression diagnosis has no
+    onset or recorded date."""
 
     # EHR FHIR access
     fhir_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -60,6 +60,9 @@ def bp_policy(settings: Settings) -> BloodPressurePolicy:
         settings.bp_diastolic_uncontrolled,
         settings.bp_systolic_elevated,
         settings.bp_diastolic_elevated,
+        settings.bp_systolic_guide_65,
+        settings.bp_diastolic_guide_65,
+        settings.eligibility_lookback_days,
     )
 
 
@@ -67,12 +70,14 @@ async def screen_raw(raw: RawPatientData, *, as_of: datetime | None,
                      settings: Settings) -> ScreeningResult:
     """Screen records already read (in a worker thread)."""
     when = evaluation_time(as_of)
-    run = functools.partial(screen, raw, when, policy=bp_policy(settings))
+    run = functools.partial(screen, raw, when, policy=bp_policy(settings),
+                            ruleset=settings.ruleset)
     return await anyio.to_thread.run_sync(run)
 
 
 def _parse_and_screen(data: object, source: str, patient_id: str | None, as_of: datetime,
-                      policy: BloodPressurePolicy) -> tuple[ScreeningResult, RawPatientData]:
+                      policy: BloodPressurePolicy,
+                      ruleset: str) -> tuple[ScreeningResult, RawPatientData]:
     if isinstance(data, bytes | bytearray):
         if not data.strip():
             raise BundleError(f"{source}: empty; send a FHIR Bundle")
@@ -81,7 +86,7 @@ def _parse_and_screen(data: object, source: str, patient_id: str | None, as_of: 
         except (ValueError, RecursionError) as exc:
             raise BundleError(f"{source}: not JSON ({type(exc).__name__})") from None
     raw = parse_bundle(data, source, patient_id)
-    return screen(raw, as_of, policy=policy), raw
+    return screen(raw, as_of, policy=policy, ruleset=ruleset), raw
 
 
 async def screen_bundle(data: bytes | Mapping[str, Any] | object, *,
@@ -93,7 +98,7 @@ async def screen_bundle(data: bytes | Mapping[str, Any] | object, *,
     Raises ``BundleError`` when the data is not JSON, not a Bundle, or holds nothing usable.
     """
     run = functools.partial(_parse_and_screen, data, source, patient_id,
-                            evaluation_time(as_of), bp_policy(settings))
+                            evaluation_time(as_of), bp_policy(settings), settings.ruleset)
     return await anyio.to_thread.run_sync(run)
 
 

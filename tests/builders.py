@@ -45,7 +45,8 @@ def concept(system: str | None = None, code: str | None = None, display: str | N
 
 @dataclass
 class PatientBuilder:
-    """One patient; ``normal_vitals`` adds a normal BP 3 days before AS_OF and a weight."""
+    """One patient; ``normal_vitals`` adds a normal BP 3 days before AS_OF, a weight and a
+    baseline PHQ-9 total."""
 
     pid: str
     birth: str = "1980-03-01"
@@ -57,6 +58,7 @@ class PatientBuilder:
         if self.normal_vitals:
             self.bp(122, 76, days_ago=3, rid=f"{self.pid}-bp-base")
             self.weight(72, rid=f"{self.pid}-wt")
+            self.phq9(14, rid=f"{self.pid}-phq9")
 
     def _id(self, prefix: str) -> str:
         self._n += 1
@@ -153,6 +155,13 @@ class PatientBuilder:
     def weight(self, kg: float, *, rid: str | None = None) -> str:
         res = self._obs("29463-7", "Body weight", AS_OF - timedelta(days=3), "final", rid)
         res["valueQuantity"] = {"value": kg, "unit": "kg", "system": UCUM, "code": "kg"}
+        return self.add(res)
+
+    def phq9(self, total: int, *, days_ago: float = 3, rid: str | None = None) -> str:
+        res = self._obs("44261-6", "Patient Health Questionnaire 9 item (PHQ-9) total score",
+                        AS_OF - timedelta(days=days_ago), "final", rid)
+        res["valueQuantity"] = {"value": total, "unit": "{score}", "system": UCUM,
+                                "code": "{score}"}
         return self.add(res)
 
     def pregnancy_status(self, answer: str, display: str, *, days_ago: float = 2) -> str:

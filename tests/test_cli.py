@@ -46,9 +46,10 @@ def test_screen_text_report_puts_the_verdict_first(tmp_path: Path) -> None:
     code, out = run_cli("screen", "--bundle", str(path), "--as-of", "2026-06-15")
     assert code == 0
     lines = out.splitlines()
-    assert lines[1].startswith("Verdict: NEEDS REVIEW")
+    assert lines[1].startswith("Verdict for ketamine: NEEDS REVIEW")
+    assert lines[2].startswith("Verdict for esketamine (Spravato): NEEDS REVIEW")
     assert "Drug interactions (1)" in out
-    assert "source: KETALAR-PI 7, SPRAVATO-PI 7.1" in out
+    assert "source: SPRAVATO-PI Drug Interactions (CNS depressants); ANDRADE-2017; CDC-VS" in out
     assert f"record: {lorazepam} (lorazepam; recorded 2026-05-01)" in out
 
 

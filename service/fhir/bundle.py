@@ -19,7 +19,8 @@ from service.screening.model import RawPatientData, ReadProblem
 __all__ = ["SCREENED_TYPES", "load_bundle", "parse_bundle"]
 
 SCREENED_TYPES = frozenset(
-    {"Condition", "MedicationStatement", "MedicationRequest", "AllergyIntolerance", "Observation"}
+    {"Condition", "MedicationStatement", "MedicationRequest", "MedicationDispense",
+     "AllergyIntolerance", "Observation"}
 )
 _PATIENT_FIELD = {"AllergyIntolerance": "patient"}
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from service.errors import FhirProtocolError
 from service.fhir.capabilities import Capabilities
 from service.fhir.parse import parse_resource
+from service.screening.engine import observation_search_codes
 from service.screening.model import RawPatientData, ReadProblem
 
 __all__ = [
@@ -41,11 +42,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LOINC = "http://loinc.org"
-BP_CODES = ("85354-9", "55284-4", "8480-6", "8462-4")
-"""Blood pressure panel and its parts (REFERENCE: Observations): searched within the BP window."""
-OTHER_CODES = ("8867-4", "59408-5", "2708-6", "29463-7", "82810-3", "2106-3", "2112-1",
-               "19080-1", "44261-6", "44249-1")
-"""Heart rate, SpO2, weight, pregnancy status, hCG, PHQ-9: searched without a date bound."""
+BP_CODES, OTHER_CODES = observation_search_codes()
+"""The LOINC codes of the rulesets' ``observations`` (REFERENCE: Observations): blood pressure
+(panel and parts) is searched within the BP window, the others (heart rate, SpO2, weight,
+pregnancy status, hCG, PHQ-9) without a date bound."""
 
 SearchPlan = dict[str, tuple[str, list[tuple[str, str]]]]
 """Search name -> (resource type, query parameters)."""
@@ -122,7 +122,8 @@ def _next_link(bundle: Mapping[str, Any]) -> str | None:
 def plan_searches(caps: Capabilities, patient_id: str, since: datetime) -> SearchPlan:
     """The searches that read a patient's record, fitted to what the server says it supports.
 
-    ``patient`` falls back to ``subject``; ``_include=...:medication`` is asked only when listed
+    ``patient`` falls back to ``subject``; MedicationDispense is searched only when the
+    statement lists it; ``_include=...:medication`` is asked only when listed
     (else :func:`unresolved_medications` names what to fetch); without ``code`` on Observation,
     all of the patient's Observations are fetched and filtered here; without ``date`` the BP
     search is unbounded (the rules apply the window anyway).
@@ -141,7 +142,12 @@ def plan_searches(caps: Capabilities, patient_id: str, since: datetime) -> Searc
     plan: SearchPlan = {}
     for rtype in ("Condition", "AllergyIntolerance"):
         plan[rtype] = (rtype, [by_patient(rtype)])
-    for rtype in ("MedicationStatement", "MedicationRequest"):
+    # Past records of every status are read (no status filter): eligibility needs stopped and
+    # completed ones. MedicationDispense only where the server lists it.
+    medication_types = ["MedicationStatement", "MedicationRequest"]
+    if "MedicationDispense" in caps.search_params:
+        medication_types.append("MedicationDispense")
+    for rtype in medication_types:
         params = [by_patient(rtype)]
         include = f"{rtype}:medication"
         if caps.supports_include(rtype, include):
@@ -215,7 +221,7 @@ def unresolved_medications(
     """Ids of Medications referenced by the medication searches but not yet in ``data``."""
     missing: list[str] = []
     base = base_url.rstrip("/") + "/"
-    for name in ("MedicationStatement", "MedicationRequest"):
+    for name in ("MedicationStatement", "MedicationRequest", "MedicationDispense"):
         result = results.get(name)
         for resource in result.matches if isinstance(result, SearchResult) else []:
             ref = (resource.get("medicationReference") or {}).get("reference")

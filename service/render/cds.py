@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from service.fhir.codesystems import CS_CDS_OVERRIDE_REASON, CS_SCREENING, display
-from service.fhir.paging import BP_CODES, LOINC, OTHER_CODES
+from service.fhir.paging import LOINC
 from service.fhir.parse import parse_resource
 from service.fhir.prefetch import bundle_resources
 from service.render.writeback import APP_NAME, build_screening_write
 from service.screening.matching import default_matcher
 from service.screening.model import Finding, RawPatientData, ScreeningResult
 from service.screening.normalise import normalise
+from service.screening.ruleset import observation_search_codes
 
 __all__ = [
     "OVERRIDE_REASONS",
@@ -71,6 +72,8 @@ def _codes(codes: Iterable[str]) -> str:
     return ",".join(f"{LOINC}|{code}" for code in codes)
 
 
+BP_CODES, OTHER_CODES = observation_search_codes()
+"""The LOINC codes the rulesets read (the same as the FHIR searches ask for)."""
 _PATIENT = "{{context.patientId}}"
 PREFETCH: dict[str, str] = {
     "patient": f"Patient/{_PATIENT}",

@@ -1,8 +1,9 @@
-"""The screening result as text for people: verdict first, then findings grouped by kind."""
+"""The screening result as text for people: the verdict per product, then eligibility, then the
+findings grouped by kind (each naming the products it concerns)."""
 
 from __future__ import annotations
 
-from service.screening.model import Finding, ScreeningResult
+from service.screening.model import Eligibility, Finding, ScreeningResult
 
 __all__ = ["text_report"]
 
@@ -14,15 +15,22 @@ _HEADINGS = (
     ("info", "Information"),
 )
 _VERDICT_LINE = {
-    "contraindicated": "CONTRAINDICATED - do not give ketamine or esketamine",
+    "contraindicated": "CONTRAINDICATED - do not give {product}",
     "needs-review": "NEEDS REVIEW - a clinician must weigh the findings below before dosing",
     "insufficient-data": "INSUFFICIENT DATA - collect what is missing, then screen again",
     "suitable": "SUITABLE - no contraindication, precaution or missing data found",
 }
+_PRODUCT = {"ketamine": "ketamine", "esketamine": "esketamine (Spravato)"}
+_ELIGIBILITY = {
+    "trd-documented": "TRD DOCUMENTED",
+    "mdsi-pathway": "MDSI PATHWAY",
+    "not-documented": "NOT DOCUMENTED in the record",
+}
 
 
-def _finding_lines(finding: Finding) -> list[str]:
-    lines = [f"  - {finding.summary}  [{finding.rule}, {finding.severity}]"]
+def _finding_lines(finding: Finding, all_products: bool) -> list[str]:
+    scope = "" if all_products else f" (for {', '.join(finding.products)} only)"
+    lines = [f"  - {finding.summary}{scope}  [{finding.rule}, {finding.severity}]"]
     for ref, label, when in finding.records:
         stamp = when.date().isoformat() if when else "date not recorded"
         lines.append(f"      record: {ref} ({label}; recorded {stamp})")
@@ -32,13 +40,34 @@ def _finding_lines(finding: Finding) -> list[str]:
     return lines
 
 
+def _eligibility_lines(e: Eligibility) -> list[str]:
+    lines = ["", f"Eligibility (treatment-resistant depression): {_ELIGIBILITY[e.status]}",
+             f"  {e.summary}"]
+    if e.diagnosis:
+        lines.append(f"  diagnosis: {', '.join(e.diagnosis)}")
+    for t in e.trials:
+        lines.append(f"  trial: {t.ingredient} ({t.drug_class}) from {t.start.isoformat()}, "
+                     f"{t.days} days ({t.basis}): {', '.join(t.evidence)}")
+    for t, why in e.other_exposures:
+        lines.append(f"  not counted: {t.ingredient} ({t.drug_class}), {why}: "
+                     f"{', '.join(t.evidence)}")
+    for gap in e.missing:
+        lines.append(f"  missing: {gap}")
+    lines.append(f"  source: {e.source}")
+    return lines
+
+
 def text_report(result: ScreeningResult) -> str:
     contract = result.as_contract()
-    lines = [
-        f"Ketamine / esketamine screen for {result.patient}",
-        f"Verdict: {_VERDICT_LINE[contract['verdict']]}",
-        f"Evaluated as of {contract['as_of']} with ruleset {result.ruleset}",
-    ]
+    lines = [f"Ketamine / esketamine screen for {result.patient}"]
+    for product in result.products:
+        verdict = contract["verdicts"].get(product, contract["verdict"])
+        line = _VERDICT_LINE[verdict].format(product=_PRODUCT[product])
+        lines.append(f"Verdict for {_PRODUCT[product]}: {line}")
+    lines.append(f"Evaluated as of {contract['as_of']} with ruleset {result.ruleset}")
+    if result.eligibility is not None:
+        lines.extend(_eligibility_lines(result.eligibility))
+    all_products = len(result.products) == 1
     for kind, heading in _HEADINGS:
         group = [f for f in result.findings if f.kind == kind]
         if not group:
@@ -46,7 +75,8 @@ def text_report(result: ScreeningResult) -> str:
         lines.append("")
         lines.append(f"{heading} ({len(group)})")
         for finding in group:
-            lines.extend(_finding_lines(finding))
+            lines.extend(_finding_lines(
+                finding, all_products or tuple(finding.products) == tuple(result.products)))
     if not result.findings:
         lines.append("")
         lines.append("No findings.")

@@ -1,136 +1,78 @@
-"""Code and name matching, compiled once from the rule maps.
+"""Condition matching, compiled once per ruleset from the rule maps.
 
-Matching order follows the reference ('Which records count', Matching): by code first
-(ICD-10-CM by prefix or category range, SNOMED CT, RxNorm, ATC by prefix), then by name in the
-record's text and displays (whole words, case-insensitive). Family-history and negated records
-never count; a name preceded by a local negation ("without psychotic features") is no match.
+REFERENCE, Which records count (Matching): by code first (ICD-10-CM by prefix, range or pattern,
+minus ``except``; SNOMED CT), then by value-set membership (exact system and code), then by name
+in the record's text and displays (whole words, case-insensitive). Family history never counts.
+A code match is never vetoed by negation; a name is not counted when free text (``code.text`` that
+is not a copy of a display, or a note) negates it, when a local cue precedes it, or when the record
+carries a code the rule excludes. Drugs are matched in :mod:`service.screening.drugs`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from service.screening.codes import CodeSet, IcdList, icd_key, member_key
+from service.screening.drugs import DrugIndex
 from service.screening.model import Concept
-from service.screening.ruleset import (
-    ConditionRule,
-    InteractionClass,
-    Ruleset,
-    Terminology,
-    load_ruleset,
-)
+from service.screening.ruleset import DEFAULT_RULESET, Maps, Ruleset, Terminology, load_maps
+from service.screening.schema import CodedDefinition, ConditionRule
+from service.screening.text import NegationScope, words_pattern
 
-__all__ = ["Matcher", "default_matcher", "icd_key"]
+__all__ = ["ConditionHit", "Matcher", "default_matcher", "icd_key", "matcher_for"]
 
-_CLAUSE_BREAK = re.compile(r"[,;:.()\[\]|/]")
-_LOCAL_WINDOW_WORDS = 4
 _CACHE_LIMIT = 50_000
 
 
-def icd_key(code: str) -> str:
-    """ICD-10-CM codes compare without the dot and in upper case: ``i71.40`` -> ``I7140``."""
-    return code.replace(".", "").strip().upper()
-
-
-def _words_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:
-    """One alternation of whole-word phrases, longest first so that the longest phrase wins."""
-    unique = sorted({p.strip().lower() for p in phrases if p.strip()}, key=len, reverse=True)
-    if not unique:
-        return None
-    parts = []
-    for phrase in unique:
-        body = r"\s+".join(re.escape(word) for word in phrase.split())
-        left = r"(?<!\w)" if phrase[0].isalnum() else ""
-        right = r"(?!\w)" if phrase[-1].isalnum() else ""
-        parts.append(f"{left}{body}{right}")
-    return re.compile("|".join(parts), re.IGNORECASE)
-
-
 @dataclass(frozen=True, slots=True)
-class _IcdList:
-    prefixes: tuple[str, ...] = ()
-    ranges: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def build(cls, entries: Iterable[str]) -> _IcdList:
-        prefixes: list[str] = []
-        ranges: list[tuple[str, str]] = []
-        for entry in entries:
-            if "-" in entry:
-                start, end = entry.split("-")
-                ranges.append((icd_key(start), icd_key(end)))
-            else:
-                prefixes.append(icd_key(entry))
-        return cls(tuple(prefixes), tuple(ranges))
-
-    def matches(self, code: str) -> bool:
-        if code.startswith(self.prefixes):
-            return True
-        # Categories order as strings (digits before letters), so "O9A" falls inside O00-O9A.
-        category = code[:3]
-        return any(start <= category <= end for start, end in self.ranges)
-
-
-@dataclass(slots=True)
-class _NameRule:
-    names: re.Pattern[str] | None
-    excluded: re.Pattern[str] | None
+class ConditionHit:
+    rule: ConditionRule
+    recent_code: bool
+    """The record also matches the rule's recency definition (``recent``)."""
 
 
 @dataclass(slots=True)
 class Matcher:
-    ruleset: Ruleset
-    terminology: Terminology
-    _condition_icd: dict[str, _IcdList] = field(default_factory=dict)
-    _condition_snomed: dict[str, frozenset[str]] = field(default_factory=dict)
-    _condition_names: dict[str, _NameRule] = field(default_factory=dict)
-    _family_icd: _IcdList = field(default_factory=_IcdList)
-    _family_snomed: frozenset[str] = frozenset()
-    _family_cues: re.Pattern[str] | None = None
-    _negation_cues: re.Pattern[str] | None = None
-    _local_negation: re.Pattern[str] | None = None
-    _drug_rxnorm: dict[str, str] = field(default_factory=dict)
-    _drug_atc: tuple[tuple[str, str], ...] = ()
-    _drug_names: re.Pattern[str] | None = None
-    _drug_name_class: dict[str, str] = field(default_factory=dict)
-    _ketamine_codes: frozenset[tuple[str, str]] = frozenset()
-    _ketamine_names: re.Pattern[str] | None = None
-    _cache: dict[tuple[str, Concept], object] = field(default_factory=dict)
+    maps: Maps
+    ruleset: Ruleset = field(init=False)
+    terminology: Terminology = field(init=False)
+    scope: NegationScope = field(init=False)
+    drugs: DrugIndex = field(init=False)
+    _conditions: list[tuple[ConditionRule, CodeSet, CodeSet | None]] = field(init=False)
+    _family_icd: IcdList = field(init=False)
+    _family_snomed: frozenset[str] = field(init=False)
+    _family_cues: re.Pattern[str] | None = field(init=False)
+    _named: dict[str, CodeSet] = field(init=False)
+    _cache: dict[tuple[object, ...], object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for rule in self.ruleset.conditions:
-            self._condition_icd[rule.id] = _IcdList.build(rule.icd10cm)
-            self._condition_snomed[rule.id] = frozenset(e.code for e in rule.snomed)
-            self._condition_names[rule.id] = _NameRule(
-                _words_pattern(rule.names), _words_pattern(rule.exclude_phrases)
-            )
+        self.ruleset = self.maps.ruleset
+        self.terminology = self.maps.terminology
+        self.scope = NegationScope.build(self.terminology.negation)
+        self._conditions = [
+            (rule, self.code_set(rule), self.code_set(rule.recent) if rule.recent else None)
+            for rule in self.ruleset.conditions
+        ]
         fh = self.terminology.family_history
-        self._family_icd = _IcdList.build(fh.icd10cm_ranges)
+        self._family_icd = IcdList.build(fh.icd10cm_ranges)
         self._family_snomed = frozenset(e.code for e in fh.snomed)
-        self._family_cues = _words_pattern(fh.cues)
-        self._negation_cues = _words_pattern(self.terminology.negation.cues)
-        self._local_negation = _words_pattern(self.terminology.negation.local_cues)
-        names: dict[str, str] = {}
-        atc: list[tuple[str, str]] = []
-        for cls in self.ruleset.interactions:
-            atc += [(code.upper(), cls.id) for code in cls.atc]
-            for member in cls.members:
-                if member.rxnorm:
-                    self._drug_rxnorm[member.rxnorm] = cls.id
-                for name in (member.name, *member.brands):
-                    names[name.lower()] = cls.id
-        self._drug_atc = tuple(sorted(atc, key=lambda pair: -len(pair[0])))
-        self._drug_names = _words_pattern(names)
-        self._drug_name_class = names
-        allergy = self.ruleset.allergy
-        self._ketamine_codes = frozenset(
-            [("rxnorm", e.code) for e in allergy.rxnorm] + [("atc", c.upper()) for c in allergy.atc]
-        )
-        self._ketamine_names = _words_pattern(allergy.names)
+        self._family_cues = words_pattern(fh.cues)
+        self._named = {}
+        if self.ruleset.eligibility is not None:
+            self._named["depression"] = self.code_set(self.ruleset.eligibility.diagnosis)
+            self._named["suicidality"] = self.code_set(self.ruleset.eligibility.suicidality)
+        self.drugs = DrugIndex(self.maps, self.scope)
 
-    def _remember(self, key: tuple[str, Concept], value: object) -> None:
+    def code_set(self, definition: CodedDefinition) -> CodeSet:
+        systems = self.terminology.systems.map
+        members = [member_key(system, code, systems)
+                   for vs in definition.valuesets
+                   for system, code in self.maps.valuesets[vs].members]
+        return CodeSet.build(definition, members)
+
+    def _remember(self, key: tuple[object, ...], value: object) -> None:
         # Concepts repeat across patients (the same drug, the same diagnosis), so a memo pays;
         # the bound keeps a long-running service from growing with every new free text.
         if len(self._cache) >= _CACHE_LIMIT:
@@ -145,107 +87,67 @@ class Matcher:
                 return True
             if system == "snomed" and code in self._family_snomed:
                 return True
-        return self._family_cues is not None and any(
-            self._family_cues.search(text) for text in concept.texts
-        )
-
-    def is_negated(self, concept: Concept) -> bool:
-        return self._negation_cues is not None and any(
-            self._negation_cues.search(text) for text in concept.texts
-        )
-
-    def does_not_count(self, concept: Concept) -> bool:
-        return self.is_family_history(concept) or self.is_negated(concept)
+        cues = self._family_cues
+        return cues is not None and any(cues.search(t) for t in concept.texts)
 
     # Conditions -------------------------------------------------------------------------
 
-    def condition_rules(self, concept: Concept) -> tuple[ConditionRule, ...]:
-        """Condition rules this concept matches (family history and negation already applied)."""
-        key = ("condition", concept)
+    def matches(self, codes: CodeSet, concept: Concept, notes: tuple[str, ...]) -> bool:
+        """The definition's codes, else (no excluded code) its names, as the reference says."""
+        if codes.code_match(concept):
+            return True
+        if codes.excluded(concept):
+            return False
+        scanner, scope = codes.names, self.scope
+        if not any(scanner.found(t, scope, free=t in concept.free_texts) for t in concept.texts):
+            return False
+        return not any(scanner.negated_in(note, scope) for note in notes)
+
+    def condition_rules(self, concept: Concept,
+                        notes: tuple[str, ...] = ()) -> tuple[ConditionHit, ...]:
+        """Condition rules this record matches (family history, negation, excepts applied)."""
+        key = ("condition", concept, notes)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._condition_rules(concept)
+            cached = self._condition_rules(concept, notes)
             self._remember(key, cached)
         return cached  # type: ignore[return-value]
 
-    def _condition_rules(self, concept: Concept) -> tuple[ConditionRule, ...]:
-        if self.does_not_count(concept):
+    def _condition_rules(self, concept: Concept,
+                         notes: tuple[str, ...]) -> tuple[ConditionHit, ...]:
+        if self.is_family_history(concept):
             return ()
-        matched = []
-        for rule in self.ruleset.conditions:
-            if self._condition_code_match(rule.id, concept) or self._name_match(
-                self._condition_names[rule.id], concept.texts
-            ):
-                matched.append(rule)
-        return tuple(matched)
+        hits = []
+        for rule, codes, recent in self._conditions:
+            if self.matches(codes, concept, notes):
+                is_recent = recent is not None and self.matches(recent, concept, notes)
+                hits.append(ConditionHit(rule, is_recent))
+        return tuple(hits)
 
-    def _condition_code_match(self, rule_id: str, concept: Concept) -> bool:
-        icd = self._condition_icd[rule_id]
-        snomed = self._condition_snomed[rule_id]
-        for system, code in concept.codes:
-            if system == "icd10cm" and icd.matches(code):
-                return True
-            if system == "snomed" and code in snomed:
-                return True
-        return False
-
-    def _name_match(self, rule: _NameRule, texts: Iterable[str]) -> bool:
-        if rule.names is None:
+    def named(self, which: str, concept: Concept, notes: tuple[str, ...] = ()) -> bool:
+        """The eligibility definitions: ``depression`` or ``suicidality``."""
+        codes = self._named.get(which)
+        if codes is None or self.is_family_history(concept):
             return False
-        for text in texts:
-            if rule.excluded is not None:
-                text = rule.excluded.sub(" ", text)
-            for found in rule.names.finditer(text):
-                if not self._locally_negated(text, found.start()):
-                    return True
-        return False
-
-    def _locally_negated(self, text: str, start: int) -> bool:
-        if self._local_negation is None:
-            return False
-        clause = _CLAUSE_BREAK.split(text[:start])[-1]
-        words = clause.split()[-_LOCAL_WINDOW_WORDS:]
-        return bool(self._local_negation.search(" ".join(words)))
-
-    # Medicines --------------------------------------------------------------------------
-
-    def interaction_classes(self, concept: Concept) -> tuple[InteractionClass, ...]:
-        key = ("drug", concept)
+        key = (which, concept, notes)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._interaction_classes(concept)
+            cached = self.matches(codes, concept, notes)
             self._remember(key, cached)
-        return cached  # type: ignore[return-value]
-
-    def _interaction_classes(self, concept: Concept) -> tuple[InteractionClass, ...]:
-        if self.does_not_count(concept):
-            return ()
-        found: set[str] = set()
-        for system, code in concept.codes:
-            if system == "rxnorm" and code in self._drug_rxnorm:
-                found.add(self._drug_rxnorm[code])
-            elif system == "atc":
-                found.update(cls for prefix, cls in self._drug_atc if code.startswith(prefix))
-        if self._drug_names is not None:
-            for text in concept.texts:
-                for hit in self._drug_names.finditer(text):
-                    if not self._locally_negated(text, hit.start()):
-                        name = " ".join(hit.group(0).lower().split())
-                        found.add(self._drug_name_class[name])
-        return tuple(cls for cls in self.ruleset.interactions if cls.id in found)
+        return bool(cached)
 
     def is_ketamine(self, concept: Concept) -> bool:
         """Ketamine or esketamine, for the hypersensitivity contraindication."""
-        if self.does_not_count(concept):
+        if self.is_family_history(concept):
             return False
-        if any((s, c.upper() if s == "atc" else c) in self._ketamine_codes
-               for s, c in concept.codes):
-            return True
-        return self._name_match(_NameRule(self._ketamine_names, None), concept.texts)
+        return self.drugs.is_ketamine(concept)
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
+def matcher_for(version: str = DEFAULT_RULESET) -> Matcher:
+    """The matcher for one shipped ruleset, built once per process."""
+    return Matcher(load_maps(version))
+
+
 def default_matcher() -> Matcher:
-    """The matcher for the shipped maps, built once per process."""
-    ruleset, terminology = load_ruleset()
-    return Matcher(ruleset, terminology)
+    return matcher_for(DEFAULT_RULESET)

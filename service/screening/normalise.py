@@ -1,8 +1,10 @@
 """Turns parsed FHIR R4 resources into the plain facts the rules read.
 
 This is the only place that knows FHIR's shapes on the read side: choice types
-(``medicationCodeableConcept`` / ``medicationReference``), contained resources, partial dates,
-status codings. Code systems are mapped to the short keys of ``fhir_maps/terminology.yaml``.
+(``medicationCodeableConcept`` / ``medicationReference``, ``onset[x]``, ``abatement[x]``),
+contained resources, partial dates, status codings. Code systems are mapped to the short keys of
+``fhir_maps/terminology.yaml``. Resources are read by FHIR element names only (attribute access,
+``get_resource_type()``), so any read-side object with the same attribute names will do.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
 from typing import Any
 
-from service.screening.matching import icd_key
+from service.screening.codes import icd_key
 from service.screening.model import (
     AllergyFact,
     Concept,
@@ -25,7 +27,8 @@ from service.screening.model import (
     RawPatientData,
     ReadProblem,
 )
-from service.screening.ruleset import Terminology
+from service.screening.schema import Terminology
+from service.screening.text import normal
 
 __all__ = ["normalise", "to_datetime"]
 
@@ -80,6 +83,38 @@ def _to_date(value: object) -> date | None:
 
 
 _CODING = attrgetter("system", "code", "display")
+_DAYS = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0,
+         "mo": 30.0, "month": 30.0, "months": 30.0, "a": 365.0, "year": 365.0,
+         "h": 1 / 24, "hour": 1 / 24, "hours": 1 / 24}
+"""UCUM (and spelt-out) time units as days, for supply durations."""
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return max(known) if known else None
+
+
+def _days(quantity: Any) -> float | None:
+    if quantity is None or quantity.value is None:
+        return None
+    unit = str(quantity.code or quantity.unit or "d").strip().lower()
+    factor = _DAYS.get(unit)
+    return float(quantity.value) * factor if factor is not None else None
+
+
+def _notes(resource: Any) -> tuple[str, ...]:
+    return tuple(n.text for n in getattr(resource, "note", None) or () if n.text)
+
+
+def _cc_texts(concepts: Iterable[Any]) -> list[str]:
+    out: list[str] = []
+    for cc in concepts:
+        if cc is None:
+            continue
+        if cc.text:
+            out.append(cc.text)
+        out += [c.display for c in cc.coding or () if c.display]
+    return out
 
 
 class _Normaliser:
@@ -116,9 +151,13 @@ class _Normaliser:
                  ) -> Concept:
         codes: set[tuple[str, str]] = set()
         texts: list[str] = []
+        free: set[str] = set()
         for text, codings in key:
             if text:
                 texts.append(text)
+                # code.text that merely repeats a coding's display is not free text.
+                if normal(text) not in {normal(d) for _, _, d in codings if d}:
+                    free.add(text)
             for system_uri, code, display in codings:
                 if display:
                     texts.append(display)
@@ -127,7 +166,7 @@ class _Normaliser:
                     code = code.strip()
                     codes.add((system, icd_key(code) if system == "icd10cm" else code))
         loinc = frozenset(code for system, code in codes if system == "loinc")
-        return Concept(frozenset(codes), tuple(dict.fromkeys(texts)), loinc)
+        return Concept(frozenset(codes), tuple(dict.fromkeys(texts)), loinc, frozenset(free))
 
     @staticmethod
     def status(cc: Any) -> str | None:
@@ -164,17 +203,46 @@ class _Normaliser:
 
     def medication_fact(self, resource: Any, ref: str) -> MedicationFact:
         concept, medication_ref, unresolved = self.medication(resource)
-        if resource.get_resource_type() == "MedicationStatement":
+        kind = resource.get_resource_type()
+        supply: float | None = None
+        repeats: int | None = None
+        intent: str | None = None
+        period_end: datetime | None = None
+        if kind == "MedicationStatement":
             period = resource.effectivePeriod
             period_end = to_datetime(period.end, end=True) if period is not None else None
-            recorded = to_datetime(resource.dateAsserted) or to_datetime(
-                resource.effectiveDateTime or (period.start if period is not None else None)
-            )
-        else:
-            period_end = None
-            recorded = to_datetime(resource.authoredOn)
+            start = to_datetime(resource.effectiveDateTime) or (
+                to_datetime(period.start) if period is not None else None)
+            asserted = to_datetime(resource.dateAsserted)
+            recorded = asserted or start
+            known_from = _latest(asserted, start)
+            dosages = resource.dosage or ()
+            reasons = resource.reasonCode or ()
+        elif kind == "MedicationRequest":
+            start = recorded = known_from = to_datetime(resource.authoredOn)
+            intent = resource.intent
+            request = resource.dispenseRequest
+            if request is not None:
+                supply = _days(request.expectedSupplyDuration)
+                repeats = request.numberOfRepeatsAllowed
+            dosages = resource.dosageInstruction or ()
+            reasons = resource.reasonCode or ()
+        else:  # MedicationDispense
+            start = to_datetime(resource.whenHandedOver) or to_datetime(resource.whenPrepared)
+            recorded = known_from = start
+            supply = _days(resource.daysSupply)
+            dosages = resource.dosageInstruction or ()
+            reasons = ()
+        as_needed = any(d.asNeededBoolean or d.asNeededCodeableConcept is not None
+                        for d in dosages)
+        context = [d.text for d in dosages if d.text]
+        context += _cc_texts(d.route for d in dosages)
+        context += _cc_texts(reasons)
         return MedicationFact(
-            ref, concept, resource.status, period_end, recorded, medication_ref, unresolved
+            ref, concept, resource.status, period_end, recorded, medication_ref, unresolved,
+            kind=kind, intent=intent, start=start, known_from=known_from, supply_days=supply,
+            repeats=repeats, as_needed=as_needed, context=tuple(context),
+            notes=_notes(resource),
         )
 
     # Observations -----------------------------------------------------------------------
@@ -199,7 +267,26 @@ class _Normaliser:
         answer = one(obs.valueCodeableConcept) if obs.valueCodeableConcept else None
         return ObservationFact(
             ref, one(obs.code), obs.status, effective, quantity(obs.valueQuantity), answer,
-            components,
+            components, _latest(effective, to_datetime(obs.issued)),
+        )
+
+    # Conditions -------------------------------------------------------------------------
+
+    def condition_fact(self, resource: Any, ref: str) -> ConditionFact:
+        recorded = to_datetime(resource.recordedDate)
+        onset = to_datetime(resource.onsetDateTime) or (
+            to_datetime(resource.onsetPeriod.start) if resource.onsetPeriod is not None else None)
+        abated_at = to_datetime(resource.abatementDateTime) or (
+            to_datetime(resource.abatementPeriod.start or resource.abatementPeriod.end)
+            if resource.abatementPeriod is not None else None)
+        abated = abated_at is not None or any(
+            getattr(resource, name, None) is not None
+            for name in ("abatementAge", "abatementRange", "abatementString"))
+        return ConditionFact(
+            ref, self.concept(resource.code),
+            self.status(resource.clinicalStatus), self.status(resource.verificationStatus),
+            recorded or onset, onset, _latest(onset, recorded), abated_at, abated,
+            _notes(resource),
         )
 
     # The whole patient ------------------------------------------------------------------
@@ -213,19 +300,19 @@ class _Normaliser:
             kind = resource.get_resource_type()
             ref = f"{kind}/{resource.id}"
             if kind == "Condition":
-                conditions.append(ConditionFact(
-                    ref, self.concept(resource.code),
-                    self.status(resource.clinicalStatus), self.status(resource.verificationStatus),
-                    to_datetime(resource.recordedDate) or to_datetime(resource.onsetDateTime),
-                ))
-            elif kind in ("MedicationStatement", "MedicationRequest"):
+                conditions.append(self.condition_fact(resource, ref))
+            elif kind in ("MedicationStatement", "MedicationRequest", "MedicationDispense"):
                 medications.append(self.medication_fact(resource, ref))
             elif kind == "AllergyIntolerance":
                 substances = [r.substance for r in resource.reaction or () if r.substance]
+                recorded = to_datetime(resource.recordedDate)
+                onset = to_datetime(resource.onsetDateTime) or (
+                    to_datetime(resource.onsetPeriod.start)
+                    if resource.onsetPeriod is not None else None)
                 allergies.append(AllergyFact(
                     ref, self.concept(resource.code, *substances),
                     self.status(resource.clinicalStatus), self.status(resource.verificationStatus),
-                    to_datetime(resource.recordedDate) or to_datetime(resource.onsetDateTime),
+                    recorded or onset, _latest(recorded, onset), _notes(resource),
                 ))
             elif kind == "Observation":
                 observations.append(self.observation_fact(resource, ref))

@@ -1,20 +1,23 @@
-"""The ketamine-suitability screen: normalised facts in, findings and a verdict out.
+"""The ketamine/esketamine safety screen: normalised facts in, findings per product and verdicts.
 
 Pure and deterministic for a given evaluation time: no I/O, no clock. Every finding carries the
-rule id, the source the rule cites and the records it rests on. The verdict order and which
-records count follow the clinical reference (ruleset v1) section by section.
+rule id, the source the rule cites, the records it rests on and the products it concerns. The
+verdict order, which records count and the per-product verdicts follow the clinical reference
+(ruleset v2: Two products, one screen; Verdict; Which records count) section by section.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from service.screening.blood_pressure import scan_blood_pressure
+from service.screening.eligibility import assess
+from service.screening.interactions import Record, interaction_findings
 from service.screening.matching import Matcher
 from service.screening.model import (
+    ConditionFact,
     Finding,
     FindingKind,
     ObservationFact,
@@ -22,11 +25,10 @@ from service.screening.model import (
     ScreeningResult,
     Verdict,
 )
-from service.screening.ruleset import SimpleRule
+from service.screening.policy import BloodPressurePolicy, fill, num, thresholds
+from service.screening.schema import PRODUCTS, Product, SimpleRule
 
-__all__ = ["BloodPressurePolicy", "evaluate"]
-
-Record = tuple[str, str, datetime | None]
+__all__ = ["BloodPressurePolicy", "evaluate", "raised_by"]
 
 _RAISES: dict[FindingKind, Verdict] = {
     "contraindication": Verdict.CONTRAINDICATED,
@@ -40,90 +42,103 @@ _SEVERITY = {"contraindication": "high", "precaution": "moderate", "missing-data
 _SEVERITY_RANK = {"high": 4, "major": 3, "moderate": 2, "minor": 1, "low": 1, "info": 0}
 
 
-@dataclass(frozen=True, slots=True)
-class BloodPressurePolicy:
-    """Window and thresholds; the reference makes them configurable (defaults from the map)."""
-
-    window_days: int
-    systolic_uncontrolled: float
-    diastolic_uncontrolled: float
-    systolic_elevated: float
-    diastolic_elevated: float
-
-
 def raised_by(finding: Finding) -> Verdict:
     if finding.kind == "interaction" and finding.severity == "minor":
         return Verdict.SUITABLE
     return _RAISES[finding.kind]
 
 
-def _finding(rule: SimpleRule, records: Iterable[Record], summary: str | None = None,
-             detail: str | None = None) -> Finding:
-    recs = tuple(dict.fromkeys(records))
-    labels = sorted({label for _, label, _ in recs if label})
-    return Finding(
-        kind=rule.kind,
-        rule=rule.id,
-        severity=_SEVERITY[rule.kind],
-        summary=summary or (f"{rule.title}: {'; '.join(labels)}" if labels else rule.title),
-        evidence=tuple(ref for ref, _, _ in recs),
-        source=rule.source,
-        detail=detail or rule.detail,
-        records=recs,
-    )
-
-
 class _Screen:
     def __init__(self, facts: PatientFacts, as_of: datetime, matcher: Matcher,
-                 policy: BloodPressurePolicy | None) -> None:
+                 policy: BloodPressurePolicy) -> None:
         self.facts = facts
         self.as_of = as_of
         self.m = matcher
         self.rules = matcher.ruleset
         self.statuses = matcher.terminology.statuses
-        bp = self.rules.blood_pressure
-        self.policy = policy or BloodPressurePolicy(
-            bp.window_days, bp.uncontrolled.systolic_above, bp.uncontrolled.diastolic_above,
-            bp.elevated.systolic_above, bp.elevated.diastolic_above,
-        )
+        self.policy = policy
         self.findings: list[Finding] = []
 
+    def finding(self, rule: SimpleRule, records: Iterable[Record], summary: str | None = None,
+                severity: str | None = None) -> Finding:
+        recs = tuple(dict.fromkeys(records))
+        labels = sorted({label for _, label, _ in recs if label})
+        title = fill(rule.title, self.policy, self.rules)
+        found = Finding(
+            kind=rule.kind, rule=rule.id, severity=severity or _SEVERITY[rule.kind],
+            summary=summary or (f"{title}: {'; '.join(labels)}" if labels else title),
+            evidence=tuple(ref for ref, _, _ in recs), source=rule.source,
+            detail=fill(rule.detail, self.policy, self.rules), records=recs,
+            products=tuple(rule.products),
+        )
+        self.findings.append(found)
+        return found
+
     def run(self) -> list[Finding]:
-        self.conditions_and_pregnancy()
+        self.conditions()
         self.allergies()
-        self.medications()
+        self.findings += interaction_findings(self.facts, self.as_of, self.m, self.findings)
         self.blood_pressure()
         self.age()
-        self.weight()
+        self.observations_required()
         self.unreadable()
         return self.findings
 
-    def conditions_and_pregnancy(self) -> None:
-        hits: dict[str, list[Record]] = defaultdict(list)
+    # Conditions -------------------------------------------------------------------------
+
+    def _in_time(self, known_from: datetime | None) -> bool:
+        """REFERENCE: nothing whose onset or recorded date lies after the evaluation time."""
+        return known_from is None or known_from <= self.as_of
+
+    def active_then(self, cond: ConditionFact) -> bool:
+        """A State record at the evaluation time: abatement decides when it is dated."""
+        if cond.abated_at is not None:
+            return cond.abated_at > self.as_of
+        return cond.clinical_status in (None, *self.statuses.condition_state_clinical)
+
+    def counted_conditions(self) -> list[ConditionFact]:
         excluded = set(self.statuses.condition_verification_excluded)
-        state_ok = set(self.statuses.condition_state_clinical)
-        for cond in self.facts.conditions:
-            if cond.verification_status in excluded:
-                continue
-            for rule in self.m.condition_rules(cond.concept):
-                if rule.scope == "state" and cond.clinical_status not in (None, *state_ok):
+        return [c for c in self.facts.conditions
+                if c.verification_status not in excluded and self._in_time(c.known_from)]
+
+    def conditions(self) -> None:
+        hits: dict[str, list[Record]] = defaultdict(list)
+        recent: set[str] = set()
+        stale: dict[str, list[Record]] = defaultdict(list)
+        for cond in self.counted_conditions():
+            record = (cond.ref, cond.concept.label, cond.recorded)
+            for hit in self.m.condition_rules(cond.concept, cond.notes):
+                rule = hit.rule
+                if rule.scope == "state" and not self.active_then(cond):
                     continue
-                hits[rule.id].append((cond.ref, cond.concept.label, cond.recorded))
+                if rule.stale is not None and not cond.abated and cond.onset is not None and (
+                        cond.onset < self.as_of - timedelta(days=rule.stale.after_days)):
+                    stale[rule.stale.id].append(record)
+                    continue
+                hits[rule.id].append(record)
+                since = cond.onset or cond.recorded
+                if rule.recent is not None and hit.recent_code and since is not None and (
+                        since >= self.as_of - timedelta(days=rule.recent.days)):
+                    recent.add(rule.id)
         pregnancy = self.pregnancy_status()
         if pregnancy is not None:
             hits[self.rules.pregnancy_status.rule].append(pregnancy)
         for rule in self.rules.conditions:
             if rule.id in hits:
-                self.findings.append(_finding(rule, hits[rule.id]))
+                self.finding(rule, hits[rule.id], severity="high" if rule.id in recent else None)
+            if rule.stale is not None and rule.stale.id in stale:
+                self.finding(rule.stale, stale[rule.stale.id])
 
-    def counted_observations(self, codes: Iterable[str]) -> list[ObservationFact]:
+    def counted_observations(self, codes: Iterable[str],
+                             since: datetime | None = None) -> list[ObservationFact]:
         wanted = frozenset(codes)
         counted = set(self.statuses.observation)
         return [
             o for o in self.facts.observations
             if o.status in counted
             and not o.concept.loinc.isdisjoint(wanted)
-            and (o.effective is None or o.effective <= self.as_of)
+            and self._in_time(o.known_from)
+            and (since is None or (o.effective is not None and o.effective >= since))
         ]
 
     def pregnancy_status(self) -> Record | None:
@@ -138,118 +153,81 @@ class _Screen:
             return (latest.ref, f"pregnancy status: {latest.answer.label}", latest.effective)
         return None
 
+    # Allergies, blood pressure, age, observations ---------------------------------------
+
     def allergies(self) -> None:
-        rule = self.rules.allergy
         verification = set(self.statuses.allergy_verification_excluded)
         clinical = set(self.statuses.allergy_clinical_excluded)
         records = [
             (a.ref, a.concept.label, a.recorded) for a in self.facts.allergies
             if a.verification_status not in verification and a.clinical_status not in clinical
-            and self.m.is_ketamine(a.concept)
+            and self._in_time(a.known_from) and self.m.is_ketamine(a.concept)
         ]
         if records:
-            self.findings.append(_finding(rule, records))
-
-    def medications(self) -> None:
-        by_class: dict[str, list[Record]] = defaultdict(list)
-        unreadable: list[Record] = []
-        for med in self.facts.medications:
-            allowed = (self.statuses.medication_statement
-                       if med.ref.startswith("MedicationStatement/")
-                       else self.statuses.medication_request)
-            if med.status not in allowed:
-                continue
-            if med.period_end is not None and med.period_end < self.as_of:
-                continue
-            if med.unresolved and not med.concept.texts:
-                unreadable.append((med.ref, f"medication {med.medication_ref} not found", None))
-                continue
-            for cls in self.m.interaction_classes(med.concept):
-                by_class[cls.id].append((med.ref, med.concept.label, med.recorded))
-        for cls in self.rules.interactions:
-            if cls.id not in by_class:
-                continue
-            recs = tuple(dict.fromkeys(by_class[cls.id]))
-            names = "; ".join(sorted({label for _, label, _ in recs}))
-            self.findings.append(Finding(
-                kind="interaction", rule=cls.id, severity=cls.severity,
-                summary=f"{cls.name} ({cls.severity}): {names}. {cls.effect}",
-                evidence=tuple(ref for ref, _, _ in recs), source=cls.source,
-                detail=cls.management, records=recs,
-            ))
-        if unreadable:
-            self.findings.append(_finding(self.rules.unreadable, unreadable))
+            self.finding(self.rules.allergy, records)
 
     def blood_pressure(self) -> None:
         bp = self.rules.blood_pressure
         start = self.as_of - timedelta(days=self.policy.window_days)
-        scan = scan_blood_pressure(
-            self.facts.observations, self.rules, frozenset(self.statuses.observation),
-            start, self.as_of,
-        )
+        observations = [o for o in self.facts.observations if self._in_time(o.known_from)]
+        scan = scan_blood_pressure(observations, self.rules, frozenset(self.statuses.observation),
+                                   start, self.as_of)
         if scan.unusable:
-            self.findings.append(_finding(bp.unusable, [
-                (ref, why, None) for ref, why in sorted(scan.unusable.items())
-            ]))
+            self.finding(bp.unusable,
+                         [(ref, why, None) for ref, why in sorted(scan.unusable.items())])
         reading = scan.latest()
         if reading is None:
-            self.findings.append(_finding(
-                bp.missing, [],
-                summary=f"{bp.missing.title} (last {self.policy.window_days} days)",
-            ))
+            self.finding(bp.missing, [],
+                         summary=f"{bp.missing.title} (last {self.policy.window_days} days)")
             return
         sys_v, dia_v = reading.systolic, reading.diastolic
-        shown = f"{_num(sys_v)}/{_num(dia_v)} mmHg on {reading.at.date().isoformat()}"
+        shown = f"{num(sys_v)}/{num(dia_v)} mmHg on {reading.at.date().isoformat()}"
         records = [(ref, f"blood pressure {shown}", reading.at) for ref in reading.evidence]
         p = self.policy
         if _above(sys_v, p.systolic_uncontrolled) or _above(dia_v, p.diastolic_uncontrolled):
             rule: SimpleRule = bp.uncontrolled
-            limit = f"{_num(p.systolic_uncontrolled)}/{_num(p.diastolic_uncontrolled)}"
+            limit = f"{num(p.systolic_uncontrolled)}/{num(p.diastolic_uncontrolled)}"
         elif _above(sys_v, p.systolic_elevated) or _above(dia_v, p.diastolic_elevated):
             rule = bp.elevated
-            limit = f"{_num(p.systolic_elevated)}/{_num(p.diastolic_elevated)}"
+            limit = f"{num(p.systolic_elevated)}/{num(p.diastolic_elevated)}"
         else:
             return
-        self.findings.append(_finding(
-            rule, records, summary=f"{rule.title}: latest {shown} (above {limit})"
-        ))
+        self.finding(rule, records, summary=f"{rule.title}: latest {shown} (above {limit} mmHg)")
 
     def age(self) -> None:
         rule = self.rules.age
-        patient_ref = self.facts.patient
         birth = self.facts.birth_date
         if birth is None:
-            self.findings.append(_finding(rule.unknown, []))
+            self.finding(rule.unknown, [])
             return
         today = self.as_of.date()
         years = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+        record = [(self.facts.patient, f"age {years}", None)]
         if years < rule.under_years:
-            self.findings.append(_finding(
-                rule, [(patient_ref, f"age {years}", None)],
-                summary=f"{rule.title}: {years} years",
-            ))
+            self.finding(rule, record, summary=f"{rule.title}: {years} years")
+        for band in self.rules.age_bands:
+            if years >= band.min_years and (band.max_years is None or years <= band.max_years):
+                self.finding(band, record, summary=f"{band.title}: {years} years")
 
-    def weight(self) -> None:
+    def observations_required(self) -> None:
         if not self.counted_observations(self.rules.observations.body_weight):
-            self.findings.append(_finding(self.rules.weight, []))
+            self.finding(self.rules.weight, [])
+        for rule in self.rules.observation_required:
+            since = (self.as_of - timedelta(days=rule.window_days)
+                     if rule.window_days is not None else None)
+            if not self.counted_observations(rule.codes, since):
+                self.finding(rule, [])
 
     def unreadable(self) -> None:
         problems = self.facts.problems
         if problems:
-            self.findings.append(_finding(
-                self.rules.unreadable, [(p.reference, p.problem, None) for p in problems],
-                summary=f"{self.rules.unreadable.title}: {len(problems)} record(s) not read",
-            ))
+            rule = self.rules.unreadable
+            self.finding(rule, [(p.reference, p.problem, None) for p in problems],
+                         summary=f"{rule.title}: {len(problems)} record(s) not read")
 
 
 def _above(value: float | None, limit: float) -> bool:
     return value is not None and value > limit
-
-
-def _num(value: float | None) -> str:
-    if value is None:
-        return "?"
-    return str(int(value)) if value == int(value) else f"{value:g}"
 
 
 def _order(finding: Finding) -> tuple[int, int, str, tuple[str, ...]]:
@@ -257,12 +235,44 @@ def _order(finding: Finding) -> tuple[int, int, str, tuple[str, ...]]:
             finding.evidence)
 
 
+def _merge_unreadable(findings: list[Finding], rule_id: str) -> list[Finding]:
+    """Unreadable records from the fetch stage and from medication references: one finding."""
+    parts = [f for f in findings if f.rule == rule_id]
+    if len(parts) < 2:
+        return findings
+    records = tuple(dict.fromkeys(r for f in parts for r in f.records))
+    merged = Finding(kind=parts[0].kind, rule=rule_id, severity=parts[0].severity,
+                     summary=parts[-1].summary, evidence=tuple(r for r, _, _ in records),
+                     source=parts[0].source, detail=parts[0].detail, records=records,
+                     products=parts[0].products)
+    return [f for f in findings if f.rule != rule_id] + [merged]
+
+
 def evaluate(facts: PatientFacts, as_of: datetime, matcher: Matcher,
-             policy: BloodPressurePolicy | None = None) -> ScreeningResult:
-    """Screen one patient at ``as_of`` (aware datetime): findings most severe first."""
+             policy: BloodPressurePolicy | None = None,
+             products: tuple[Product, ...] = PRODUCTS) -> ScreeningResult:
+    """Screen one patient at ``as_of`` (aware datetime) for ``products``: most severe first."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
-    findings = sorted(_Screen(facts, as_of, matcher, policy).run(), key=_order)
-    verdict = max((raised_by(f) for f in findings), default=Verdict.SUITABLE)
-    return ScreeningResult(facts.patient, as_of, matcher.ruleset.version, verdict,
-                           tuple(findings))
+    ruleset = matcher.ruleset
+    policy = policy or BloodPressurePolicy.of(ruleset)
+    found = _merge_unreadable(_Screen(facts, as_of, matcher, policy).run(), ruleset.unreadable.id)
+    asked = [
+        _for_products(f, tuple(p for p in f.products if p in products)) for f in found
+        if any(p in products for p in f.products)
+    ]
+    findings = tuple(sorted(asked, key=_order))
+    verdicts: dict[str, Verdict] = {p: max((raised_by(f) for f in findings if p in f.products),
+                       default=Verdict.SUITABLE) for p in products}
+    eligibility = (assess(facts, as_of, matcher, policy)
+                   if ruleset.eligibility is not None else None)
+    return ScreeningResult(facts.patient, as_of, ruleset.version, max(verdicts.values()),
+                           findings, products, verdicts, thresholds(policy, ruleset), eligibility)
+
+
+def _for_products(finding: Finding, products: tuple[Product, ...]) -> Finding:
+    if products == finding.products:
+        return finding
+    return Finding(kind=finding.kind, rule=finding.rule, severity=finding.severity,
+                   summary=finding.summary, evidence=finding.evidence, source=finding.source,
+                   detail=finding.detail, records=finding.records, products=products)

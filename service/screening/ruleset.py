@@ -1,210 +1,96 @@
-"""Loads and validates the rule maps in ``fhir_maps/`` (YAML), once, at start-up.
+"""Loads and validates the rule maps in ``fhir_maps/`` (YAML and value sets), once per version.
 
-The schema below is the contract for the data files: a file that does not fit it stops start-up
-with a :class:`~service.errors.MapError` naming the file and the field. Rules cite their sources by
-the short names declared in the same file; an unknown short name is an error too, so a rule with
-no source cannot ship.
+The schema (:mod:`service.screening.schema`) is the contract for the data files: a file that does
+not fit it stops start-up with a :class:`~service.errors.MapError` naming the file and the field.
+Rules cite their sources by the short names declared in the same file; an unknown short name, or
+(ruleset v2) a label section cited by number rather than by title, is an error too, so a rule with
+no proper source cannot ship. Value sets are read as member lists (exact system and code).
 """
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
-from service.errors import MapError
+from service.errors import InputError, MapError
+from service.screening.schema import (
+    AllergyRule,
+    BloodPressureRules,
+    ConditionRule,
+    InteractionClass,
+    Ruleset,
+    SimpleRule,
+    Terminology,
+)
 
 __all__ = [
+    "DEFAULT_RULESET",
+    "RULESETS",
     "AllergyRule",
     "BloodPressureRules",
+    "ChoiceError",
     "ConditionRule",
     "InteractionClass",
+    "Maps",
     "Ruleset",
+    "SimpleRule",
     "Terminology",
+    "ValueSet",
+    "load_maps",
     "load_ruleset",
+    "observation_search_codes",
 ]
 
-RULESET_FILE = "ruleset-v1.yaml"
+RULESETS = {"v1": "ruleset-v1.yaml", "v2": "ruleset-v2.yaml"}
+DEFAULT_RULESET = "v2"
+RULESET_FILE = RULESETS[DEFAULT_RULESET]
 TERMINOLOGY_FILE = "terminology.yaml"
+VALUESET_DIR = "valuesets"
+
+# "SPRAVATO-PI 5.6", "KETALAR-PI 4": a label section cited by its number.
+_NUMBERED = re.compile(r"-PI\s+\d")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ChoiceError(InputError, ValueError):
+    """An unknown ruleset or product was asked for; the message names the allowed values."""
 
 
-class CodeEntry(_Strict):
-    code: str
-    display: str
-    verify: bool = False
-
-
-class SimpleRule(_Strict):
+@dataclass(frozen=True, slots=True)
+class ValueSet:
     id: str
-    kind: Literal["contraindication", "precaution", "interaction", "missing-data", "info"]
-    title: str
-    source: str
-    detail: str
+    url: str
+    timestamp: str
+    members: dict[tuple[str, str], str]
+    """(system URI, code) -> display."""
 
 
-class ConditionRule(SimpleRule):
-    scope: Literal["history", "state"]
-    icd10cm: list[str] = Field(default_factory=list)
-    icd10cm_verify: list[str] = Field(default_factory=list)
-    snomed: list[CodeEntry] = Field(default_factory=list)
-    names: list[str] = Field(default_factory=list)
-    exclude_phrases: list[str] = Field(default_factory=list)
+@dataclass(frozen=True, slots=True)
+class Maps:
+    """One ruleset version with everything it reads: the terminology and its value sets."""
 
-    @field_validator("icd10cm")
-    @classmethod
-    def _icd_shape(cls, codes: list[str]) -> list[str]:
-        for code in codes:
-            parts = code.split("-")
-            if len(parts) > 2 or any(len(p.replace(".", "")) < 3 for p in parts):
-                raise ValueError(f"ICD-10-CM entry {code!r} is neither a prefix nor a range")
-            if len(parts) == 2 and (len(parts[0]) != 3 or len(parts[1]) != 3):
-                raise ValueError(f"ICD-10-CM range {code!r} must join two 3-character categories")
-        return codes
+    ruleset: Ruleset
+    terminology: Terminology
+    valuesets: dict[str, ValueSet]
 
 
-class AllergyRule(SimpleRule):
-    rxnorm: list[CodeEntry]
-    atc: list[str]
-    names: list[str]
-
-
-class Threshold(SimpleRule):
-    systolic_above: float
-    diastolic_above: float
-
-
-class BloodPressureRules(_Strict):
-    window_days: int = Field(gt=0)
-    window_source: str
-    uncontrolled: Threshold
-    elevated: Threshold
-    missing: SimpleRule
-    unusable: SimpleRule
-    accepted_units: list[str]
-
-
-class ObservationCodes(_Strict):
-    source: str
-    bp_panel: list[str]
-    systolic: list[str]
-    diastolic: list[str]
-    heart_rate: list[str]
-    spo2: list[str]
-    body_weight: list[str]
-    pregnancy_status: list[str]
-    hcg: list[str]
-    phq9: list[str]
-
-
-class Answer(_Strict):
-    system: str
-    code: str
-    display: str
-
-
-class PregnancyStatus(_Strict):
-    rule: str
-    source: str
-    pregnant_answers: list[Answer]
-
-
-class AgeRule(SimpleRule):
-    under_years: int
-    unknown: SimpleRule
-
-
-class Member(_Strict):
-    name: str
-    rxnorm: str | None = None
-    rxnorm_verify: bool = False
-    brands: list[str] = Field(default_factory=list)
-
-
-class InteractionClass(_Strict):
-    id: str
-    name: str
-    severity: Literal["major", "moderate", "minor"]
-    effect: str
-    management: str
-    source: str
-    atc: list[str]
-    members: list[Member]
-
-
-class Ruleset(_Strict):
-    version: str
-    sources: dict[str, str]
-    conditions: list[ConditionRule]
-    allergy: AllergyRule
-    blood_pressure: BloodPressureRules
-    observations: ObservationCodes
-    pregnancy_status: PregnancyStatus
-    age: AgeRule
-    weight: SimpleRule
-    unreadable: SimpleRule
-    interactions: list[InteractionClass]
-
-    def cited(self) -> list[tuple[str, str]]:
-        """Every (rule id, source) pair, for the source check and ``GET /api/v1/ruleset``."""
-        bp = self.blood_pressure
-        pairs = [(r.id, r.source) for r in self.conditions]
-        pairs += [(r.id, r.source) for r in (self.allergy, bp.uncontrolled, bp.elevated,
-                                             bp.missing, bp.unusable, self.age, self.age.unknown,
-                                             self.weight, self.unreadable)]
-        pairs += [(c.id, c.source) for c in self.interactions]
-        return pairs
-
-
-class FamilyHistory(_Strict):
-    source: str
-    icd10cm_ranges: list[str]
-    snomed: list[CodeEntry]
-    cues: list[str]
-
-
-class Negation(_Strict):
-    source: str
-    cues: list[str]
-    local_cues: list[str]
-
-
-class Statuses(_Strict):
-    source: str
-    condition_verification_excluded: list[str]
-    condition_state_clinical: list[str]
-    medication_statement: list[str]
-    medication_request: list[str]
-    allergy_verification_excluded: list[str]
-    allergy_clinical_excluded: list[str]
-    observation: list[str]
-
-
-class Systems(_Strict):
-    source: str
-    map: dict[str, str]
-
-
-class Terminology(_Strict):
-    version: str
-    sources: dict[str, str]
-    systems: Systems
-    statuses: Statuses
-    family_history: FamilyHistory
-    negation: Negation
+def _read_text(name: str) -> str:
+    try:
+        return resources.files("fhir_maps").joinpath(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MapError(f"fhir_maps/{name}: cannot be read: {exc}") from exc
 
 
 def _read(name: str) -> dict[str, Any]:
     try:
-        text = resources.files("fhir_maps").joinpath(name).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(_read_text(name))
+    except yaml.YAMLError as exc:
         raise MapError(f"fhir_maps/{name}: cannot be read: {exc}") from exc
     if not isinstance(data, dict):
         raise MapError(f"fhir_maps/{name}: expected a mapping at the top level")
@@ -225,26 +111,91 @@ def _validate(model: type[_M], name: str, data: dict[str, Any]) -> _M:
         ) from exc
 
 
-def _check_sources(ruleset: Ruleset) -> None:
+def _check_sources(ruleset: Ruleset, name: str) -> None:
     known = set(ruleset.sources) | {"REFERENCE"}
-    for rule_id, source in ruleset.cited():
+    for rule_id, source in ruleset.sourced():
         if not source.strip():
-            raise MapError(f"fhir_maps/{RULESET_FILE}: rule {rule_id} has no source")
-        if not any(name in source for name in known):
+            raise MapError(f"fhir_maps/{name}: rule {rule_id} has no source")
+        if not any(short in source for short in known):
             raise MapError(
-                f"fhir_maps/{RULESET_FILE}: rule {rule_id} cites {source!r}, "
+                f"fhir_maps/{name}: rule {rule_id} cites {source!r}, "
                 "which names none of the declared sources"
             )
-    ids = [rule_id for rule_id, _ in ruleset.cited()]
+        if ruleset.cite_by_title and _NUMBERED.search(source):
+            raise MapError(f"fhir_maps/{name}: rule {rule_id} cites {source!r} by section "
+                           "number; cite the section by its title")
+    ids = [rule_id for rule_id, _ in ruleset.sourced()]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise MapError(f"fhir_maps/{RULESET_FILE}: duplicate rule ids {duplicates}")
+        raise MapError(f"fhir_maps/{name}: duplicate rule ids {duplicates}")
+    rule_ids = set(ids)
+    for cls in ruleset.interactions:
+        if cls.mentions is not None and cls.mentions not in rule_ids:
+            raise MapError(f"fhir_maps/{name}: {cls.id} mentions unknown rule {cls.mentions}")
 
 
-@lru_cache(maxsize=1)
-def load_ruleset() -> tuple[Ruleset, Terminology]:
-    """Both maps, validated; cached so that every caller shares one copy."""
-    ruleset = _validate(Ruleset, RULESET_FILE, _read(RULESET_FILE))
+def _valueset(ref_id: str, url: str, file: str) -> ValueSet:
+    name = f"{VALUESET_DIR}/{file}"
+    try:
+        data = json.loads(_read_text(name))
+        expansion = data["expansion"]
+        members = {(c["system"], c["code"]): c.get("display", "")
+                   for c in expansion["contains"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MapError(f"fhir_maps/{name}: not a ValueSet with an expansion ({exc})") from exc
+    if data.get("url") != url:
+        raise MapError(f"fhir_maps/{name}: url is {data.get('url')!r}, the ruleset cites {url!r}")
+    return ValueSet(ref_id, url, str(expansion.get("timestamp", "")), members)
+
+
+def _check_valueset_ids(ruleset: Ruleset, name: str) -> None:
+    declared = {v.id for v in ruleset.valuesets}
+    used = [(r.id, v) for r in ruleset.conditions for v in r.valuesets]
+    used += [(c.id, v.id) for c in ruleset.interactions for v in c.valuesets]
+    for rule_id, vs in used:
+        if vs not in declared:
+            raise MapError(f"fhir_maps/{name}: {rule_id} uses undeclared value set {vs!r}")
+
+
+def check_choice(value: str, allowed: tuple[str, ...] | list[str], what: str) -> str:
+    if value not in allowed:
+        raise ChoiceError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+@lru_cache(maxsize=len(RULESETS))
+def load_maps(version: str = DEFAULT_RULESET) -> Maps:
+    """The maps of one ruleset version, validated; cached so that every caller shares one copy.
+
+    Raises ``ChoiceError`` for an unknown version, ``MapError`` for a malformed file.
+    """
+    check_choice(version, tuple(RULESETS), "ruleset")
+    name = RULESETS[version]
+    ruleset = _validate(Ruleset, name, _read(name))
+    if ruleset.version != version:
+        raise MapError(f"fhir_maps/{name}: version is {ruleset.version!r}, expected {version!r}")
     terminology = _validate(Terminology, TERMINOLOGY_FILE, _read(TERMINOLOGY_FILE))
-    _check_sources(ruleset)
-    return ruleset, terminology
+    _check_sources(ruleset, name)
+    _check_valueset_ids(ruleset, name)
+    valuesets = {v.id: _valueset(v.id, v.url, v.file) for v in ruleset.valuesets}
+    return Maps(ruleset, terminology, valuesets)
+
+
+def load_ruleset(version: str = DEFAULT_RULESET) -> tuple[Ruleset, Terminology]:
+    """The ruleset and terminology of ``version`` (default: the current ruleset)."""
+    maps = load_maps(version)
+    return maps.ruleset, maps.terminology
+
+
+def observation_search_codes() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """LOINC codes the FHIR searches ask for: (blood pressure, the others), every ruleset's.
+
+    The fetch stage asks for the union so that a deployment switching ruleset reads all it needs.
+    """
+    bp: dict[str, None] = {}
+    other: dict[str, None] = {}
+    for version in RULESETS:
+        codes = load_maps(version).ruleset.observations
+        bp.update(dict.fromkeys(codes.blood_pressure()))
+        other.update(dict.fromkeys(codes.others()))
+    return tuple(bp), tuple(o for o in other if o not in bp)

@@ -59,6 +59,7 @@ def recent_patient(pid: str, *, bp: tuple[float, float] | None = (122, 76)) -> P
     if bp is not None:
         patient.bp(*bp, days_ago=3 - SHIFT_DAYS, rid=f"{pid}-bp")
     patient.weight(72, rid=f"{pid}-wt")
+    patient.phq9(12, days_ago=3 - SHIFT_DAYS, rid=f"{pid}-phq9")
     return patient
 
 

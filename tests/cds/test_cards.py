@@ -52,7 +52,7 @@ async def test_aneurysm_gives_one_critical_card_citing_the_condition(
     assert len(critical) == 1, cards
     card = critical[0]
     assert condition in card["detail"] and "aneurysm" in card["summary"].lower()
-    assert "SPRAVATO-PI 4" in card["source"]["label"]
+    assert "SPRAVATO-PI Contraindications" in card["source"]["label"]
     assert card["source"]["topic"]["code"] == "contraindication"
     assert card["links"] == [{"label": "Open the ketamine screening app", "type": "smart",
                               "url": "http://testserver/launch", "appContext": "ci-aneurysm"}]

@@ -20,19 +20,26 @@ class Case:
     verdict: str
     fires: dict[str, list[str]] = field(default_factory=dict)
     silent: list[str] = field(default_factory=list)
+    verdicts: dict[str, str] | None = None
+    """Per product, when the products' verdicts differ (else both are ``verdict``)."""
 
 
 CASES: list[Case] = []
 
 
 def case(name: str, verdict: str, *, silent: tuple[str, ...] = (), birth: str = "1980-03-01",
-         vitals: bool = True) -> Callable[[Callable[[PatientBuilder], dict[str, list[str]]]], None]:
-    """Register a case: the decorated function builds the patient and returns what must fire."""
+         vitals: bool = True, ketamine: str | None = None, esketamine: str | None = None,
+         ) -> Callable[[Callable[[PatientBuilder], dict[str, list[str]]]], None]:
+    """Register a case: the decorated function builds the patient and returns what must fire.
+
+    ``verdict`` is the overall verdict; ``ketamine`` / ``esketamine`` the per-product verdicts
+    where they differ from it."""
 
     def register(build: Callable[[PatientBuilder], dict[str, list[str]]]) -> None:
         patient = PatientBuilder(f"t{len(CASES) + 1:03d}", birth=birth, normal_vitals=vitals)
         fires = build(patient)
-        CASES.append(Case(name, patient, verdict, fires, list(silent)))
+        verdicts = {"ketamine": ketamine or verdict, "esketamine": esketamine or verdict}
+        CASES.append(Case(name, patient, verdict, fires, list(silent), verdicts))
 
     return register
 
@@ -306,9 +313,11 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
     return {"pr-cardiovascular": [p.condition("I50.9", "Heart failure, unspecified")]}
 
 
-@case("ischaemic stroke by SNOMED display only matches by name", "needs-review")
+@case("ischaemic stroke by SNOMED: ketamine contraindicated, esketamine precaution",
+      "contraindicated", esketamine="needs-review", silent=("pr-cardiovascular",))
 def _(p: PatientBuilder) -> dict[str, list[str]]:
-    return {"pr-cardiovascular": [p.condition("422504002", "Ischemic stroke", system=SNOMED)]}
+    stroke = p.condition("422504002", "Ischemic stroke", system=SNOMED)
+    return {"ci-prior-stroke": [stroke], "pr-prior-stroke": [stroke]}
 
 
 @case("essential hypertension is not cardiovascular disease here", "suitable",
@@ -561,7 +570,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
 
 @case("Z-drug hypnotic", "needs-review")
 def _(p: PatientBuilder) -> dict[str, list[str]]:
-    return {"ix-sedative-hypnotics": [p.medication(text="Ambien 10 mg at night")]}
+    return {"ix-cns-depressants": [p.medication(text="Ambien 10 mg at night")]}
 
 
 @case("MAO inhibitor", "needs-review")
@@ -596,7 +605,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
 
 
 @case("antidepressants, lithium and antipsychotics raise no interaction", "suitable",
-      silent=("ix-opioids", "ix-benzodiazepines", "ix-sedative-hypnotics",
+      silent=("ix-opioids", "ix-benzodiazepines", "ix-cns-depressants",
               "ix-psychostimulants", "ix-maoi", "ix-xanthines", "ix-sympathomimetics",
               "ix-thyroid-hormones", "ix-cyp-modifiers", "ix-lamotrigine-naltrexone"))
 def _(p: PatientBuilder) -> dict[str, list[str]]:

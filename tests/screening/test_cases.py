@@ -18,6 +18,8 @@ def check(case: Case, result: ScreeningResult) -> None:
     contract = result.as_contract()
     by_rule = {f["rule"]: f for f in contract["findings"]}
     assert contract["verdict"] == case.verdict, (case.name, contract)
+    if case.verdicts is not None:
+        assert contract["verdicts"] == case.verdicts, (case.name, contract["verdicts"])
     for rule, evidence in case.fires.items():
         assert rule in by_rule, (case.name, rule, contract)
         assert sorted(by_rule[rule]["evidence"]) == sorted(evidence), (case.name, rule)

@@ -109,15 +109,23 @@ def test_findings_are_most_severe_first_and_deterministic() -> None:
 
 def test_contract_shape() -> None:
     contract = run(PatientBuilder("shape1"))
-    assert set(contract) == {"patient", "as_of", "ruleset", "verdict", "findings"}
+    assert set(contract) == {"patient", "as_of", "ruleset", "products", "verdict", "verdicts",
+                             "thresholds", "findings", "eligibility"}
     assert contract["patient"] == "Patient/shape1"
     assert contract["as_of"] == "2026-06-15T12:00:00Z"
-    assert contract["ruleset"] == "v1"
+    assert contract["ruleset"] == "v2"
+    assert contract["products"] == ["ketamine", "esketamine"]
+    assert contract["verdicts"] == {"ketamine": "suitable", "esketamine": "suitable"}
+    assert contract["thresholds"]["bp_systolic_elevated"] == 140
+    assert set(contract["eligibility"]) >= {"status", "diagnosis", "trials", "classes",
+                                            "missing", "summary"}
     p = PatientBuilder("shape2")
     p.condition("I72.0", "Aneurysm of carotid artery")
     finding = run(p)["findings"][0]
-    assert set(finding) == {"kind", "rule", "severity", "summary", "evidence", "source"}
-    assert finding["source"] == "SPRAVATO-PI 4"
+    assert set(finding) == {"kind", "rule", "severity", "summary", "evidence", "source",
+                            "products"}
+    assert finding["source"] == "SPRAVATO-PI Contraindications"
+    assert finding["products"] == ["ketamine", "esketamine"]
 
 
 def test_window_and_thresholds_are_configurable() -> None:
@@ -148,7 +156,7 @@ def test_icd_category_ranges_include_letter_categories() -> None:
 
     def pregnancy(code: str) -> bool:
         concept = Concept(frozenset({("icd10cm", code)}), ())
-        return any(r.id == "pr-pregnancy" for r in m.condition_rules(concept))
+        return any(h.rule.id == "pr-pregnancy" for h in m.condition_rules(concept))
 
     assert pregnancy("O9A211")
     assert pregnancy("O00")
@@ -161,9 +169,9 @@ def test_names_match_whole_words_only() -> None:
     m = default_matcher()
     from service.screening.model import Concept
 
-    assert m.interaction_classes(Concept(frozenset(), ("XANAX 1mg",)))
-    assert not m.interaction_classes(Concept(frozenset(), ("Xanaxol",)))
-    assert not m.interaction_classes(Concept(frozenset(), ("codeinex",)))
+    assert m.drugs.interaction(Concept(frozenset(), ("XANAX 1mg",))).classes
+    assert not m.drugs.interaction(Concept(frozenset(), ("Xanaxol",))).classes
+    assert not m.drugs.interaction(Concept(frozenset(), ("codeinex",))).classes
 
 
 def test_verdict_order() -> None:
@@ -182,12 +190,12 @@ def test_malformed_map_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
         return data
 
     monkeypatch.setattr(ruleset_module, "_read", broken)
-    ruleset_module.load_ruleset.cache_clear()
+    ruleset_module.load_maps.cache_clear()
     try:
-        with pytest.raises(MapError, match=r"ruleset-v1.yaml: conditions.0.scope"):
+        with pytest.raises(MapError, match=r"ruleset-v2.yaml: conditions.0.scope"):
             ruleset_module.load_ruleset()
     finally:
-        ruleset_module.load_ruleset.cache_clear()
+        ruleset_module.load_maps.cache_clear()
 
 
 def test_rule_without_a_declared_source_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,12 +208,12 @@ def test_rule_without_a_declared_source_stops_start_up(monkeypatch: pytest.Monke
         return data
 
     monkeypatch.setattr(ruleset_module, "_read", unsourced)
-    ruleset_module.load_ruleset.cache_clear()
+    ruleset_module.load_maps.cache_clear()
     try:
         with pytest.raises(MapError, match="ix-opioids cites 'a blog post'"):
             ruleset_module.load_ruleset()
     finally:
-        ruleset_module.load_ruleset.cache_clear()
+        ruleset_module.load_maps.cache_clear()
 
 
 def test_as_of_must_be_aware() -> None:

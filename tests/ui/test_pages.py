@@ -66,7 +66,7 @@ def test_findings_are_grouped_with_records_sources_and_actions(demo_client: Test
                                                             "demo-contraindicated")}).text
     assert "Contraindications (2)" in page
     assert "(Condition/demo-contraindicated-c1)</span>, recorded 2024-05-01" in page
-    assert "<dt>Source</dt><dd>SPRAVATO-PI 4</dd>" in page
+    assert "<dt>Source</dt><dd>SPRAVATO-PI Contraindications</dd>" in page
     missing = demo_client.get("/app", params={"ctx": open_demo(demo_client,
                                                                "demo-insufficient")}).text
     assert "Missing data (1)" in missing and "<dt>What to collect</dt>" in missing

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from service.api.deps import RequireScreen
 from service.config import Settings
 from service.screening.ruleset import InteractionClass, Ruleset, SimpleRule, load_ruleset
+from service.screening.schema import PRODUCTS
 
 __all__ = ["RulesetOut", "describe_ruleset", "router"]
 
@@ -39,6 +40,8 @@ class RuleOut(BaseModel):
     title: str
     source: str
     detail: str
+    products: list[Literal["ketamine", "esketamine"]] = Field(
+        default_factory=lambda: list(PRODUCTS))
     scope: Literal["history", "state"] | None = None
     codes: CodesOut = Field(default_factory=CodesOut)
     thresholds: dict[str, float] | None = None
@@ -63,16 +66,19 @@ class RulesetOut(BaseModel):
 
 def _simple(rule: SimpleRule, **extra: object) -> RuleOut:
     return RuleOut.model_validate({"id": rule.id, "kind": rule.kind, "title": rule.title,
-                                   "source": rule.source, "detail": rule.detail, **extra})
+                                   "source": rule.source, "detail": rule.detail,
+                                   "products": rule.products, **extra})
 
 
 def describe_ruleset(ruleset: Ruleset, settings: Settings) -> RulesetOut:
-    rules = [
-        _simple(r, scope=r.scope, codes=CodesOut(
+    rules = []
+    for r in ruleset.conditions:
+        rules.append(_simple(r, scope=r.scope, codes=CodesOut(
             icd10cm=r.icd10cm, icd10cm_verify=r.icd10cm_verify,
-            snomed=[CodeOut.model_validate(e.model_dump()) for e in r.snomed], names=r.names))
-        for r in ruleset.conditions
-    ]
+            snomed=[CodeOut.model_validate(e.model_dump()) for e in r.snomed], names=r.names)))
+        if r.stale is not None:
+            rules.append(_simple(r.stale, scope=r.scope,
+                                 thresholds={"after_days": r.stale.after_days}))
     allergy = ruleset.allergy
     rules.append(_simple(allergy, codes=CodesOut(
         rxnorm=[CodeOut.model_validate(e.model_dump()) for e in allergy.rxnorm],
@@ -86,7 +92,13 @@ def describe_ruleset(ruleset: Ruleset, settings: Settings) -> RulesetOut:
         "diastolic_above": settings.bp_diastolic_elevated}))
     rules += [_simple(bp.missing), _simple(bp.unusable)]
     rules.append(_simple(ruleset.age, thresholds={"under_years": ruleset.age.under_years}))
-    rules += [_simple(ruleset.age.unknown), _simple(ruleset.weight), _simple(ruleset.unreadable)]
+    rules += [_simple(b, thresholds={"min_years": b.min_years,
+                                     **({"max_years": b.max_years} if b.max_years else {})})
+              for b in ruleset.age_bands]
+    rules += [_simple(ruleset.age.unknown), _simple(ruleset.weight)]
+    rules += [_simple(r, thresholds={"window_days": r.window_days} if r.window_days else None)
+              for r in ruleset.observation_required]
+    rules.append(_simple(ruleset.unreadable))
     return RulesetOut(
         version=ruleset.version,
         sources=dict(ruleset.sources),
@@ -106,5 +118,6 @@ def describe_ruleset(ruleset: Ruleset, settings: Settings) -> RulesetOut:
 @router.get("/ruleset", summary="The rules in force, with sources and codes",
             response_model=RulesetOut, response_model_exclude_none=True)
 async def get_ruleset(request: Request, caller: RequireScreen) -> RulesetOut:
-    ruleset, _ = load_ruleset()
-    return describe_ruleset(ruleset, request.app.state.settings)
+    settings = request.app.state.settings
+    ruleset, _ = load_ruleset(settings.ruleset)
+    return describe_ruleset(ruleset, settings)

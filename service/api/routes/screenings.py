@@ -53,14 +53,23 @@ class FindingOut(BaseModel):
     summary: str
     evidence: list[str]
     source: str
+    products: list[Literal["ketamine", "esketamine"]]
+
+
+VerdictOut = Literal["contraindicated", "needs-review", "insufficient-data", "suitable"]
 
 
 class ScreeningOut(BaseModel):
     patient: str = Field(examples=["Patient/123"])
     as_of: str = Field(examples=["2026-11-27T09:00:00Z"])
     ruleset: str
-    verdict: Literal["contraindicated", "needs-review", "insufficient-data", "suitable"]
+    products: list[Literal["ketamine", "esketamine"]]
+    verdict: VerdictOut = Field(description="the stricter of the per-product verdicts")
+    verdicts: dict[str, VerdictOut] = Field(description="product -> verdict")
+    thresholds: dict[str, float] = Field(description="the configured thresholds used")
     findings: list[FindingOut]
+    eligibility: dict[str, Any] | None = Field(
+        None, description="treatment-resistant depression from the record (ruleset v2)")
     written: list[str] | None = Field(None, description="resources written (write_back only)")
 
 
