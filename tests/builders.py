@@ -78,25 +78,34 @@ class PatientBuilder:
 
     def condition(self, code: str | None = None, display: str | None = None, *,
                   system: str = ICD, text: str | None = None, clinical: str | None = "active",
-                  verification: str | None = "confirmed") -> str:
+                  verification: str | None = "confirmed", recorded: str | None = "2025-01-10",
+                  onset: str | None = None, abatement: str | None = None,
+                  note: str | None = None) -> str:
         res: dict[str, Any] = {"resourceType": "Condition", "id": self._id("c"),
                                "subject": self.subject,
-                               "code": concept(system, code, display, text),
-                               "recordedDate": "2025-01-10"}
+                               "code": concept(system, code, display, text)}
+        if recorded:
+            res["recordedDate"] = recorded
         if clinical and verification != "entered-in-error":
             res["clinicalStatus"] = concept(CLINICAL, clinical)
         if verification:
             res["verificationStatus"] = concept(VERIFICATION, verification)
+        if onset:
+            res["onsetDateTime"] = onset
+        if abatement:
+            res["abatementDateTime"] = abatement
+        if note:
+            res["note"] = [{"text": note}]
         return self.add(res)
 
     def allergy(self, code: str | None = None, display: str | None = None, *,
                 system: str = RXNORM, text: str | None = None, clinical: str = "active",
-                verification: str = "confirmed") -> str:
+                verification: str = "confirmed", recorded: str = "2024-02-02") -> str:
         res: dict[str, Any] = {"resourceType": "AllergyIntolerance", "id": self._id("a"),
                                "patient": self.subject,
                                "code": concept(system, code, display, text),
                                "verificationStatus": concept(ALLERGY_VERIFICATION, verification),
-                               "recordedDate": "2024-02-02"}
+                               "recordedDate": recorded}
         if verification != "entered-in-error":
             res["clinicalStatus"] = concept(ALLERGY_CLINICAL, clinical)
         return self.add(res)
@@ -104,8 +113,16 @@ class PatientBuilder:
     def medication(self, code: str | None = None, display: str | None = None, *,
                    system: str = RXNORM, text: str | None = None, status: str = "active",
                    period_end: str | None = None, request: bool = False,
-                   form: str = "concept") -> str:
-        """``form``: concept (CodeableConcept), contained, or referenced (a Medication resource)."""
+                   form: str = "concept", start: str | None = None,
+                   authored: str = "2026-05-01", supply_days: float | None = None,
+                   repeats: int | None = None, intent: str = "order",
+                   as_needed: bool = False, reason: str | None = None,
+                   dosage: str | None = None, note: str | None = None,
+                   asserted: str | None = "2026-05-01") -> str:
+        """``form``: concept (CodeableConcept), contained, or referenced (a Medication resource).
+
+        A statement has ``effectivePeriod`` [start, period_end] when either is given; a request
+        has ``authoredOn`` and, with ``supply_days``, a dispenseRequest."""
         kind = "MedicationRequest" if request else "MedicationStatement"
         res: dict[str, Any] = {"resourceType": kind, "id": self._id("m"), "status": status,
                                "subject": self.subject}
@@ -119,13 +136,51 @@ class PatientBuilder:
             med_id = self._id("med")
             self.resources.append({"resourceType": "Medication", "id": med_id, "code": drug})
             res["medicationReference"] = {"reference": f"Medication/{med_id}"}
+        dosages: list[dict[str, Any]] = []
+        if as_needed or dosage:
+            one: dict[str, Any] = {}
+            if dosage:
+                one["text"] = dosage
+            if as_needed:
+                one["asNeededBoolean"] = True
+            dosages.append(one)
+        if reason:
+            res["reasonCode"] = [{"text": reason}]
+        if note:
+            res["note"] = [{"text": note}]
         if request:
-            res["intent"] = "order"
-            res["authoredOn"] = "2026-05-01"
+            res["intent"] = intent
+            res["authoredOn"] = authored
+            if supply_days is not None:
+                supply: dict[str, Any] = {"expectedSupplyDuration": {
+                    "value": supply_days, "unit": "days", "system": UCUM, "code": "d"}}
+                if repeats is not None:
+                    supply["numberOfRepeatsAllowed"] = repeats
+                res["dispenseRequest"] = supply
+            if dosages:
+                res["dosageInstruction"] = dosages
         else:
-            res["dateAsserted"] = "2026-05-01"
-            if period_end:
-                res["effectivePeriod"] = {"start": "2025-01-01", "end": period_end}
+            if asserted:
+                res["dateAsserted"] = asserted
+            if period_end or start:
+                period = {"start": start or "2025-01-01"}
+                if period_end:
+                    period["end"] = period_end
+                res["effectivePeriod"] = period
+            if dosages:
+                res["dosage"] = dosages
+        return self.add(res)
+
+    def dispense(self, code: str | None = None, display: str | None = None, *,
+                 system: str = RXNORM, text: str | None = None, handed_over: str,
+                 days_supply: float | None, status: str = "completed") -> str:
+        res: dict[str, Any] = {"resourceType": "MedicationDispense", "id": self._id("d"),
+                               "status": status, "subject": self.subject,
+                               "medicationCodeableConcept": concept(system, code, display, text),
+                               "whenHandedOver": handed_over}
+        if days_supply is not None:
+            res["daysSupply"] = {"value": days_supply, "unit": "days", "system": UCUM,
+                                 "code": "d"}
         return self.add(res)
 
     def _obs(self, code: str, display: str, when: datetime, status: str,

@@ -659,4 +659,9 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
     return {}
 
 
+# The cases of what ruleset v2 added, and of eligibility, register into CASES on import.
+from tests.screening import cases_v2  # noqa: E402
+from tests.screening import cases_eligibility  # noqa: E402
+
+assert cases_v2 and cases_eligibility
 assert len(CASES) >= 60, len(CASES)
