@@ -22,6 +22,19 @@ class Case:
     silent: list[str] = field(default_factory=list)
     verdicts: dict[str, str] | None = None
     """Per product, when the products' verdicts differ (else both are ``verdict``)."""
+    eligibility: Expected | None = None
+
+
+@dataclass
+class Expected:
+    """The eligibility a case must reach: status, trials (ingredient, days, basis), classes,
+    and the beginnings of the ``missing`` entries (all of them, in order)."""
+
+    status: str
+    trials: list[tuple[str, int, str]] = field(default_factory=list)
+    classes: int = 0
+    missing: list[str] = field(default_factory=list)
+    diagnosis: list[str] | None = None
 
 
 CASES: list[Case] = []
@@ -660,8 +673,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
 
 
 # The cases of what ruleset v2 added, and of eligibility, register into CASES on import.
-from tests.screening import cases_v2  # noqa: E402
-from tests.screening import cases_eligibility  # noqa: E402
+from tests.screening import cases_eligibility, cases_v2  # noqa: E402
 
 assert cases_v2 and cases_eligibility
 assert len(CASES) >= 60, len(CASES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,24 @@ def check(case: Case, result: ScreeningResult) -> None:
         assert sorted(by_rule[rule]["evidence"]) == sorted(evidence), (case.name, rule)
     for rule in case.silent:
         assert rule not in by_rule, (case.name, rule, by_rule.get(rule))
+    if case.eligibility is not None:
+        check_eligibility(case, contract["eligibility"])
+
+
+def check_eligibility(case: Case, got: dict[str, Any]) -> None:
+    want = case.eligibility
+    assert want is not None
+    assert got["status"] == want.status, (case.name, got)
+    trials = sorted((t["ingredient"], t["days"], t["basis"]) for t in got["trials"])
+    assert trials == sorted(want.trials), (case.name, got)
+    assert got["classes"] == want.classes, (case.name, got)
+    assert len(got["missing"]) == len(want.missing), (case.name, got["missing"])
+    for text, start in zip(got["missing"], want.missing, strict=True):
+        assert text.startswith(start), (case.name, text, start)
+    if want.diagnosis is not None:
+        assert sorted(got["diagnosis"]) == sorted(want.diagnosis), (case.name, got)
+    assert "dose adequacy was not assessed" in got["summary"].lower(), got["summary"]
+    assert "not eligible" not in got["summary"].lower()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -32,8 +32,12 @@ def _transaction(cases: list[Case], base: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def loaded(fhir_base_url: str) -> str:
+    # Several transactions of a few cases each: one of ~1,300 resources outlasts the client's
+    # timeout on a loaded machine.
     async with FhirClient(fhir_base_url) as client:
-        await client.transaction(_transaction(CASES, fhir_base_url), retry=True)
+        for start in range(0, len(CASES), 25):
+            await client.transaction(_transaction(CASES[start:start + 25], fhir_base_url),
+                                     retry=True)
     return fhir_base_url
 
 
