@@ -115,3 +115,37 @@ def test_python_dash_m_entry_point() -> None:
     done = subprocess.run([sys.executable, "-m", "service", "--version"], capture_output=True,
                           text=True, check=True)
     assert done.stdout.startswith("ketamine-screen ")
+
+
+def test_product_flag_picks_the_verdicts(tmp_path: Path) -> None:
+    p = PatientBuilder("cli-prod")
+    stroke = p.condition("I63.9", "Cerebral infarction, unspecified")
+    path = write(tmp_path, "p.json", json.dumps(p.bundle()))
+    base = ("screen", "--bundle", str(path), "--format", "json", "--as-of", "2026-06-15")
+    both = json.loads(run_cli(*base)[1])
+    assert both["products"] == ["ketamine", "esketamine"]
+    assert both["verdicts"] == {"ketamine": "contraindicated", "esketamine": "needs-review"}
+    esk = json.loads(run_cli(*base, "--product", "esketamine")[1])
+    assert esk["verdict"] == "needs-review" and esk["verdicts"] == {"esketamine": "needs-review"}
+    assert [f["evidence"] for f in esk["findings"] if f["rule"] == "pr-prior-stroke"] == [[stroke]]
+    ket = json.loads(run_cli(*base, "--product", "ketamine")[1])
+    assert ket["verdict"] == "contraindicated" and ket["products"] == ["ketamine"]
+    assert json.loads(run_cli(*base, "--ruleset", "v1")[1])["ruleset"] == "v1"
+    code, text = run_cli("screen", "--bundle", str(path), "--as-of", "2026-06-15")
+    assert code == 0 and "Eligibility (treatment-resistant depression)" in text
+    assert text.index("Verdict for esketamine") < text.index("Eligibility") < text.index(
+        "Contraindications")
+
+
+@pytest.mark.parametrize(("flag", "value", "allowed"), [
+    ("--product", "arketamine", "allowed: ketamine, esketamine, both"),
+    ("--ruleset", "v3", "allowed: v1, v2"),
+])
+def test_unknown_product_or_ruleset_exits_2_naming_the_choices(
+        tmp_path: Path, flag: str, value: str, allowed: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "p.json", json.dumps(PatientBuilder("cli-bad").bundle()))
+    code, out = run_cli("screen", "--bundle", str(path), flag, value)
+    err = capsys.readouterr().err
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and repr(value) in err and allowed in err

@@ -37,6 +37,10 @@ class AntidepressantHit:
     drug_class: str
 
 
+_BEFORE_DOSE = re.compile(r"\d")
+_INGREDIENT_WORDS = re.compile(r"[a-z]{4,}")
+
+
 def _any(pattern: re.Pattern[str] | None, texts: Iterable[str]) -> bool:
     return pattern is not None and any(pattern.search(t) for t in texts)
 
@@ -155,13 +159,35 @@ class DrugIndex:
             return False
         return as_needed or _any(self.rescue_phrases, (*concept.texts, *context))
 
+    def meaning(self, texts: Iterable[str]) -> set[str]:
+        """What the drug names in ``texts`` stand for: interaction classes and antidepressants."""
+        out: set[str] = set()
+        for text in texts:
+            out.update(self.name_owner[n][0] for n in self.names.found(text, self.scope,
+                                                                         free=False))
+            out.update(self.ad_names[n].member.name
+                       for n in self.ad_scanner.found(text, self.scope, free=False))
+        return out
+
     def interaction(self, concept: Concept) -> DrugMatch:
         by_code, label = self._code_classes(concept)
         by_name = self._name_classes(concept)
         if label is None:
             return DrugMatch(self._ordered(by_code | by_name))
-        conflict = bool(by_name - by_code)
-        return DrugMatch(self._ordered(by_code), label if conflict else None)
+        # The code decides; its meaning is quoted when the display names another drug.
+        return DrugMatch(self._ordered(by_code),
+                         label if by_name - by_code or self._conflict(label, concept) else None)
+
+    def _conflict(self, label: str, concept: Concept) -> bool:
+        """The record's texts name no ingredient of what its code stands for."""
+        said = self.meaning(concept.texts)
+        if said:
+            means = self.meaning([label])
+            return bool(means) and not said & means
+        ingredients = {w for part in label.lower().split("/")
+                       for w in _INGREDIENT_WORDS.findall(_BEFORE_DOSE.split(part)[0])}
+        words = {w for t in concept.texts for w in _INGREDIENT_WORDS.findall(t.lower())}
+        return bool(ingredients) and not ingredients & words
 
     def _ordered(self, ids: set[str]) -> tuple[InteractionClass, ...]:
         return tuple(cls for cid, cls in self.classes.items() if cid in ids)

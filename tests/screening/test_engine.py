@@ -250,3 +250,124 @@ def test_transaction_style_bundle_with_urn_uuid_references() -> None:
     assert by_rule["ix-benzodiazepines"]["evidence"] == [
         "MedicationRequest/6a1b6f9e-0000-4000-8000-000000000003"]
     assert contract["verdict"] == "contraindicated"
+
+
+def test_every_v2_condition_rule_has_snomed_codes() -> None:
+    ruleset, _ = ruleset_module.load_ruleset("v2")
+    assert [r.id for r in ruleset.conditions if not r.snomed] == []
+
+
+def test_a_conflicting_display_is_quoted_with_what_the_code_stands_for() -> None:
+    # A real Synthea record: RxNorm 833036 is acetaminophen/hydrocodone, displayed "Captopril".
+    p = PatientBuilder("conflict1")
+    ref = p.medication("833036", "Captopril 25 MG Oral Tablet", request=True)
+    finding = next(f for f in run(p)["findings"] if f["rule"] == "ix-opioids")
+    assert finding["evidence"] == [ref]
+    assert ("Captopril 25 MG Oral Tablet (its code is acetaminophen 750 MG / hydrocodone "
+            "bitartrate 7.5 MG Oral Tablet)") in finding["summary"]
+    q = PatientBuilder("conflict2")
+    q.medication("1049221", "Acetaminophen 325 MG / oxyCODONE Hydrochloride 5 MG Oral Tablet")
+    summary = next(f for f in run(q)["findings"] if f["rule"] == "ix-opioids")["summary"]
+    assert "its code is" not in summary
+
+
+def test_texts_quote_the_configured_thresholds() -> None:
+    p = PatientBuilder("thr1", normal_vitals=False, birth="1950-01-01")
+    p.weight(70)
+    p.bp(138, 84, days_ago=1)
+    policy = BloodPressurePolicy(30, 170, 95, 130, 80, 145, 85)
+    result = screen(parse_bundle(p.bundle(), "t"), AS_OF, policy=policy)
+    by_rule = {f.rule: f for f in result.findings}
+    elevated = by_rule["pr-bp-elevated"]
+    assert "above 130/80 mmHg" in elevated.summary and "130/80" in elevated.detail
+    assert "140/90" not in elevated.detail
+    assert "145/85" in by_rule["info-age-65-or-older"].detail
+    assert result.thresholds["bp_systolic_elevated"] == 130
+    assert result.as_contract()["thresholds"]["bp_diastolic_uncontrolled"] == 95
+    q = PatientBuilder("thr2", normal_vitals=False)
+    q.weight(70)
+    q.bp(176, 90, days_ago=1)
+    detail = next(f for f in screen(parse_bundle(q.bundle(), "t"), AS_OF, policy=policy).findings
+                  if f.rule == "ci-bp-uncontrolled").detail
+    assert "above 170/95 mmHg" in detail and "180/100" not in detail
+
+
+def test_products_asked_filter_findings_and_verdicts() -> None:
+    p = PatientBuilder("prod1")
+    stroke = p.condition("I63.9", "Cerebral infarction, unspecified")
+    p.condition("H40.1131", "Primary open-angle glaucoma, bilateral, mild stage")
+    raw = parse_bundle(p.bundle(), "t")
+    both = screen(raw, AS_OF).as_contract()
+    assert both["verdicts"] == {"ketamine": "contraindicated", "esketamine": "needs-review"}
+    assert both["verdict"] == "contraindicated"
+    ket = screen(raw, AS_OF, products="ketamine").as_contract()
+    assert ket["products"] == ["ketamine"] and set(ket["verdicts"]) == {"ketamine"}
+    assert {f["rule"] for f in ket["findings"]} >= {"ci-prior-stroke", "pr-glaucoma"}
+    assert "pr-prior-stroke" not in {f["rule"] for f in ket["findings"]}
+    esk = screen(raw, AS_OF, products="esketamine").as_contract()
+    assert esk["verdict"] == "needs-review"
+    rules = {f["rule"]: f for f in esk["findings"]}
+    assert rules["pr-prior-stroke"]["evidence"] == [stroke]
+    assert "ci-prior-stroke" not in rules and "pr-glaucoma" not in rules
+    assert rules["info-glaucoma-esketamine"]["products"] == ["esketamine"]
+    assert all(f["products"] == ["esketamine"] for f in esk["findings"])
+
+
+def test_unknown_product_or_ruleset_is_a_value_error_naming_the_choices() -> None:
+    raw = parse_bundle(PatientBuilder("choice1").bundle(), "t")
+    with pytest.raises(ValueError, match="allowed: ketamine, esketamine, both"):
+        screen(raw, AS_OF, products="arketamine")
+    with pytest.raises(ValueError, match="allowed: v1, v2"):
+        screen(raw, AS_OF, ruleset="v9")
+
+
+def test_ruleset_v1_stays_loadable_and_is_named() -> None:
+    p = PatientBuilder("v1a")
+    p.condition("I25.3", "Aneurysm of heart")
+    v1 = screen(parse_bundle(p.bundle(), "t"), AS_OF, ruleset="v1").as_contract()
+    assert v1["ruleset"] == "v1" and v1["eligibility"] is None
+    assert [f["rule"] for f in v1["findings"]] == ["ci-aneurysm", "pr-cardiovascular"]
+    assert v1["findings"][0]["source"] == "SPRAVATO-PI 4"
+    assert v1["verdict"] == "contraindicated"
+    v2 = screen(parse_bundle(p.bundle(), "t"), AS_OF).as_contract()
+    assert v2["ruleset"] == "v2"
+    assert [f["rule"] for f in v2["findings"]] == ["pr-cardiovascular"]
+
+
+def test_v2_sources_cite_sections_by_title(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = ruleset_module._read
+
+    def numbered(name: str) -> dict[str, Any]:
+        data = good(name)
+        if name == ruleset_module.RULESET_FILE:
+            data["conditions"][0]["source"] = "SPRAVATO-PI 4"
+        return data
+
+    monkeypatch.setattr(ruleset_module, "_read", numbered)
+    ruleset_module.load_maps.cache_clear()
+    try:
+        with pytest.raises(MapError, match="by section number"):
+            ruleset_module.load_ruleset()
+    finally:
+        ruleset_module.load_maps.cache_clear()
+
+
+def test_abatement_decides_over_an_active_status() -> None:
+    # FHIR's con-4 forbids this pairing, so HAPI never stores it; a Bundle may still carry it.
+    p = PatientBuilder("abate1")
+    bundle = p.bundle()
+    bundle["entry"].append({"resource": {
+        "resourceType": "Condition", "id": "preg-abated",
+        "subject": {"reference": "Patient/abate1"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                                 "condition-clinical", "code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "72892002",
+                             "display": "Normal pregnancy"}]},
+        "onsetDateTime": "2025-10-01", "abatementDateTime": "2026-05-01"}})
+    assert "pr-pregnancy" not in rules(run(p, bundle))
+
+
+def test_medication_dispense_is_not_a_current_medication() -> None:
+    p = PatientBuilder("disp1")
+    p.dispense("7804", "oxycodone", handed_over="2026-06-10", days_supply=30)
+    assert "ix-opioids" not in rules(run(p))
