@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from service.screening.codes import member_key
 from service.screening.model import Concept
@@ -37,6 +38,8 @@ class AntidepressantHit:
     drug_class: str
 
 
+_T = TypeVar("_T")
+_MEMO_LIMIT = 50_000
 _BEFORE_DOSE = re.compile(r"\d")
 _INGREDIENT_WORDS = re.compile(r"[a-z]{4,}")
 
@@ -120,6 +123,18 @@ class DrugIndex:
         self.rescue_names = NameScanner.build(rescue.ingredients if rescue else ())
         self.rescue_phrases = words_pattern(rescue.phrases if rescue else ())
         self._antidepressants(maps)
+        self._memo: dict[tuple[object, ...], object] = {}
+
+    def _cached(self, key: tuple[object, ...], compute: Callable[[], _T]) -> _T:
+        # The same drugs recur in every record and every patient; the bound keeps a long-running
+        # service from growing with each new free text.
+        try:
+            return self._memo[key]  # type: ignore[return-value]
+        except KeyError:
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()
+            value = self._memo[key] = compute()
+            return value
 
     # -- Interactions ----------------------------------------------------------------------
 
@@ -151,8 +166,19 @@ class DrugIndex:
                     found.add(cls_id)
         return found
 
+    def classify(self, concept: Concept, as_needed: bool, context: tuple[str, ...]) -> tuple[
+            DrugMatch, bool, tuple[AntidepressantHit, ...]]:
+        """(interaction classes, a rescue device?, antidepressants) in one memo lookup."""
+        return self._cached(("classify", concept, as_needed, context), lambda: (
+            self.interaction(concept), self.is_rescue(concept, as_needed, context),
+            self.antidepressants(concept, context)))
+
     def is_rescue(self, concept: Concept, as_needed: bool, context: tuple[str, ...]) -> bool:
         """An as-needed epinephrine rescue device (auto-injector): never an interaction."""
+        return self._cached(("rescue", concept, as_needed, context),
+                            lambda: self._is_rescue(concept, as_needed, context))
+
+    def _is_rescue(self, concept: Concept, as_needed: bool, context: tuple[str, ...]) -> bool:
         epinephrine = bool(self.rescue_codes & concept.codes) or any(
             self.rescue_names.hits(t) for t in concept.texts)
         if not epinephrine:
@@ -170,6 +196,9 @@ class DrugIndex:
         return out
 
     def interaction(self, concept: Concept) -> DrugMatch:
+        return self._cached(("interaction", concept), lambda: self._interaction(concept))
+
+    def _interaction(self, concept: Concept) -> DrugMatch:
         by_code, label = self._code_classes(concept)
         by_name = self._name_classes(concept)
         if label is None:
@@ -193,6 +222,9 @@ class DrugIndex:
         return tuple(cls for cid, cls in self.classes.items() if cid in ids)
 
     def is_ketamine(self, concept: Concept) -> bool:
+        return self._cached(("ketamine", concept), lambda: self._is_ketamine(concept))
+
+    def _is_ketamine(self, concept: Concept) -> bool:
         if self.ketamine_codes & {(s, c.upper() if s == "atc" else c) for s, c in concept.codes}:
             return True
         return any(self.ketamine_names.found(t, self.scope, free=t in concept.free_texts)
@@ -210,6 +242,7 @@ class DrugIndex:
         self.ad_atc_except: tuple[str, ...] = ()
         self.ad_atc_classes: Mapping[str, str] = {}
         rules = maps.ruleset.eligibility
+        self.not_oral = words_pattern(rules.not_oral if rules else ())
         if rules is None:
             self.ad_scanner = NameScanner(None)
             return
@@ -238,6 +271,11 @@ class DrugIndex:
     def antidepressants(self, concept: Concept, context: tuple[str, ...]) -> tuple[
             AntidepressantHit, ...]:
         """The antidepressant ingredients this record is (none for a non-counting product)."""
+        return self._cached(("antidepressants", concept, context),
+                            lambda: self._antidepressant_hits(concept, context))
+
+    def _antidepressant_hits(self, concept: Concept, context: tuple[str, ...]) -> tuple[
+            AntidepressantHit, ...]:
         found: dict[str, _Antidepressant] = {}
         decided = False
         for system, code in concept.codes:

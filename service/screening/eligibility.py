@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from service.screening.classified import Classified
 from service.screening.interactions import counts_now
 from service.screening.matching import Matcher
-from service.screening.model import ConditionFact, Eligibility, MedicationFact, PatientFacts, Trial
+from service.screening.model import ConditionFact, Eligibility, MedicationFact, Trial
 from service.screening.policy import BloodPressurePolicy
-from service.screening.text import words_pattern
 
 __all__ = ["assess"]
 
@@ -67,40 +67,34 @@ def _union_days(intervals: list[tuple[date, date, str]]) -> int:
 
 
 class _Assessment:
-    def __init__(self, facts: PatientFacts, as_of: datetime, matcher: Matcher,
+    def __init__(self, classified: Classified, matcher: Matcher,
                  policy: BloodPressurePolicy) -> None:
         rules = matcher.ruleset.eligibility
         if rules is None:  # pragma: no cover - evaluate() asks only rulesets that have it
             raise ValueError(f"ruleset {matcher.ruleset.version} has no eligibility rules")
         self.rules = rules
-        self.facts, self.as_of, self.m = facts, as_of, matcher
+        self.c, self.as_of, self.m = classified, classified.as_of, matcher
         self.statuses = matcher.terminology.statuses
         self.lookback = policy.eligibility_lookback_days or rules.lookback_days
-        self.not_oral = words_pattern(rules.not_oral)
+        self.not_oral = matcher.drugs.not_oral
 
     def active(self, which: str) -> list[ConditionFact]:
-        excluded = set(self.statuses.condition_verification_excluded)
+        """Depression or suicidality records that count as State records at the evaluation time."""
         state = (None, *self.statuses.condition_state_clinical)
-        out = []
-        for c in self.facts.conditions:
-            if c.verification_status in excluded or (c.known_from and c.known_from > self.as_of):
-                continue
-            active = c.abated_at > self.as_of if c.abated_at else c.clinical_status in state
-            if active and self.m.named(which, c.concept, c.notes):
-                out.append(c)
-        return out
+        return [c for c in (self.c.depression if which == "depression" else self.c.suicidality)
+                if (c.abated_at > self.as_of if c.abated_at else c.clinical_status in state)]
 
     def exposures(self) -> dict[str, _Exposure]:
         found: dict[str, _Exposure] = {}
         active = self.statuses.medication_active
         skip = set(self.statuses.eligibility_excluded)
-        for med in self.facts.medications:
-            if med.status in skip or (med.kind == "MedicationRequest" and med.intent in
-                                      self.statuses.medication_request_intent_excluded):
+        for record in self.c.antidepressants:
+            med = record.fact
+            if med.status in skip or (
+                    med.kind == "MedicationRequest"
+                    and med.intent in self.statuses.medication_request_intent_excluded):
                 continue
-            if med.known_from is not None and med.known_from > self.as_of:
-                continue
-            for hit in self.m.drugs.antidepressants(med.concept, med.context):
+            for hit in record.antidepressants:
                 exp = found.setdefault(hit.ingredient, _Exposure(hit.drug_class))
                 exp.evidence.append(med.ref)
                 if med.start is None:
@@ -162,11 +156,10 @@ class _Assessment:
             elif exp.unknown:
                 others.append((Trial(ingredient, exp.drug_class, episode, 0, evidence, ""),
                                "duration cannot be told"))
-        current = [m.ref for m in self.facts.medications
-                   if counts_now(m, self.as_of, self.m)
-                   and self.m.drugs.antidepressants(m.concept, m.context)
+        current = [r.fact.ref for r in self.c.antidepressants
+                   if counts_now(r.fact, self.as_of, self.m)
                    and not any(self.not_oral and self.not_oral.search(t)
-                               for t in (*m.concept.texts, *m.context))]
+                               for t in (*r.fact.concept.texts, *r.fact.context))]
         classes = len({t.drug_class for t in trials})
         if diagnosis and len(trials) >= rules.min_trials:
             status = "trd-documented"
@@ -223,8 +216,7 @@ class _Assessment:
                 "assessed.")
 
 
-def assess(facts: PatientFacts, as_of: datetime, matcher: Matcher,
-           policy: BloodPressurePolicy) -> Eligibility:
-    """The eligibility answer for one patient at ``as_of`` (needs a ruleset with eligibility)."""
-    return _Assessment(facts, as_of, matcher, policy).run()
+def assess(classified: Classified, matcher: Matcher, policy: BloodPressurePolicy) -> Eligibility:
+    """The eligibility answer for one patient (needs a ruleset with eligibility)."""
+    return _Assessment(classified, matcher, policy).run()
 

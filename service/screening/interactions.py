@@ -13,8 +13,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
+from service.screening.classified import Classified
 from service.screening.matching import Matcher
-from service.screening.model import Finding, MedicationFact, PatientFacts
+from service.screening.model import Finding, MedicationFact
 
 __all__ = ["Record", "counts_now", "interaction_findings"]
 
@@ -38,21 +39,20 @@ def counts_now(med: MedicationFact, as_of: datetime, matcher: Matcher) -> bool:
     return med.period_end is None or med.period_end >= as_of
 
 
-def interaction_findings(facts: PatientFacts, as_of: datetime, matcher: Matcher,
+def interaction_findings(classified: Classified, matcher: Matcher,
                          earlier: Sequence[Finding]) -> list[Finding]:
     """Interaction findings, and a missing-data finding for medications that cannot be read."""
     by_class: dict[str, list[Record]] = defaultdict(list)
     unreadable: list[Record] = []
-    drugs = matcher.drugs
-    for med in facts.medications:
-        if not counts_now(med, as_of, matcher):
+    for record in classified.medications:
+        med, match = record.fact, record.match
+        if not counts_now(med, classified.as_of, matcher):
             continue
         if med.unresolved and not med.concept.texts:
             unreadable.append((med.ref, f"medication {med.medication_ref} not found", None))
             continue
-        if drugs.is_rescue(med.concept, med.as_needed, med.context):
+        if record.rescue or not match.classes:
             continue
-        match = drugs.interaction(med.concept)
         label = med.concept.label
         if match.code_label is not None:
             label = f"{label} (its code is {match.code_label})"

@@ -45,6 +45,8 @@ class Matcher:
     _family_snomed: frozenset[str] = field(init=False)
     _family_cues: re.Pattern[str] | None = field(init=False)
     _named: dict[str, CodeSet] = field(init=False)
+    indexed_loinc: frozenset[str] = field(init=False)
+    """LOINC codes whose observations the rules look up by code (not blood pressure)."""
     _cache: dict[tuple[object, ...], object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,6 +66,10 @@ class Matcher:
             self._named["depression"] = self.code_set(self.ruleset.eligibility.diagnosis)
             self._named["suicidality"] = self.code_set(self.ruleset.eligibility.suicidality)
         self.drugs = DrugIndex(self.maps, self.scope)
+        codes = self.ruleset.observations
+        self.indexed_loinc = frozenset(
+            [*codes.pregnancy_status, *codes.body_weight,
+             *(c for r in self.ruleset.observation_required for c in r.codes)])
 
     def code_set(self, definition: CodedDefinition) -> CodeSet:
         systems = self.terminology.systems.map
@@ -124,23 +130,32 @@ class Matcher:
                 hits.append(ConditionHit(rule, is_recent))
         return tuple(hits)
 
+    def classify_condition(self, concept: Concept, notes: tuple[str, ...] = ()) -> tuple[
+            tuple[ConditionHit, ...], bool, bool]:
+        """(rule hits, a depression diagnosis?, suicidality?) in one memo lookup."""
+        key = ("classified", concept, notes)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = (self.condition_rules(concept, notes),
+                      self.named("depression", concept, notes),
+                      self.named("suicidality", concept, notes))
+            self._remember(key, cached)
+        return cached  # type: ignore[return-value]
+
     def named(self, which: str, concept: Concept, notes: tuple[str, ...] = ()) -> bool:
         """The eligibility definitions: ``depression`` or ``suicidality``."""
-        codes = self._named.get(which)
-        if codes is None or self.is_family_history(concept):
-            return False
         key = (which, concept, notes)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self.matches(codes, concept, notes)
+            codes = self._named.get(which)
+            cached = codes is not None and not self.is_family_history(concept) and self.matches(
+                codes, concept, notes)
             self._remember(key, cached)
         return bool(cached)
 
     def is_ketamine(self, concept: Concept) -> bool:
         """Ketamine or esketamine, for the hypersensitivity contraindication."""
-        if self.is_family_history(concept):
-            return False
-        return self.drugs.is_ketamine(concept)
+        return self.drugs.is_ketamine(concept) and not self.is_family_history(concept)
 
 
 @lru_cache(maxsize=4)

@@ -87,6 +87,14 @@ class Concept:
     free_texts: frozenset[str] = frozenset()
     """The ``text`` values among ``texts`` that are not a copy of a coding's display: only these
     are read for negation (REFERENCE, Which records count)."""
+    _hash: int = field(default=0, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Concepts key the matchers' memos on every record of every screen: hash them once.
+        object.__setattr__(self, "_hash", hash((self.codes, self.texts, self.free_texts)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def label(self) -> str:

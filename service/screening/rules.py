@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from service.screening.blood_pressure import scan_blood_pressure
+from service.screening.classified import Classified, classify
 from service.screening.eligibility import assess
 from service.screening.interactions import Record, interaction_findings
 from service.screening.matching import Matcher
@@ -50,8 +51,9 @@ def raised_by(finding: Finding) -> Verdict:
 
 class _Screen:
     def __init__(self, facts: PatientFacts, as_of: datetime, matcher: Matcher,
-                 policy: BloodPressurePolicy) -> None:
+                 policy: BloodPressurePolicy, classified: Classified) -> None:
         self.facts = facts
+        self.c = classified
         self.as_of = as_of
         self.m = matcher
         self.rules = matcher.ruleset
@@ -77,7 +79,7 @@ class _Screen:
     def run(self) -> list[Finding]:
         self.conditions()
         self.allergies()
-        self.findings += interaction_findings(self.facts, self.as_of, self.m, self.findings)
+        self.findings += interaction_findings(self.c, self.m, self.findings)
         self.blood_pressure()
         self.age()
         self.observations_required()
@@ -96,18 +98,16 @@ class _Screen:
             return cond.abated_at > self.as_of
         return cond.clinical_status in (None, *self.statuses.condition_state_clinical)
 
-    def counted_conditions(self) -> list[ConditionFact]:
-        excluded = set(self.statuses.condition_verification_excluded)
-        return [c for c in self.facts.conditions
-                if c.verification_status not in excluded and self._in_time(c.known_from)]
-
     def conditions(self) -> None:
         hits: dict[str, list[Record]] = defaultdict(list)
         recent: set[str] = set()
         stale: dict[str, list[Record]] = defaultdict(list)
-        for cond in self.counted_conditions():
+        for classified in self.c.conditions:
+            if not classified.hits:
+                continue
+            cond = classified.fact
             record = (cond.ref, cond.concept.label, cond.recorded)
-            for hit in self.m.condition_rules(cond.concept, cond.notes):
+            for hit in classified.hits:
                 rule = hit.rule
                 if rule.scope == "state" and not self.active_then(cond):
                     continue
@@ -131,15 +131,9 @@ class _Screen:
 
     def counted_observations(self, codes: Iterable[str],
                              since: datetime | None = None) -> list[ObservationFact]:
-        wanted = frozenset(codes)
-        counted = set(self.statuses.observation)
-        return [
-            o for o in self.facts.observations
-            if o.status in counted
-            and not o.concept.loinc.isdisjoint(wanted)
-            and self._in_time(o.known_from)
-            and (since is None or (o.effective is not None and o.effective >= since))
-        ]
+        found = {o.ref: o for code in codes for o in self.c.by_loinc.get(code, ())}
+        return [o for o in found.values()
+                if since is None or (o.effective is not None and o.effective >= since)]
 
     def pregnancy_status(self) -> Record | None:
         """REFERENCE: 82810-3 answered LA15173-0 or 77386006; the latest answer decides."""
@@ -169,9 +163,8 @@ class _Screen:
     def blood_pressure(self) -> None:
         bp = self.rules.blood_pressure
         start = self.as_of - timedelta(days=self.policy.window_days)
-        observations = [o for o in self.facts.observations if self._in_time(o.known_from)]
-        scan = scan_blood_pressure(observations, self.rules, frozenset(self.statuses.observation),
-                                   start, self.as_of)
+        scan = scan_blood_pressure(self.c.observations, self.rules,
+                                   frozenset(self.statuses.observation), start, self.as_of)
         if scan.unusable:
             self.finding(bp.unusable,
                          [(ref, why, None) for ref, why in sorted(scan.unusable.items())])
@@ -256,7 +249,9 @@ def evaluate(facts: PatientFacts, as_of: datetime, matcher: Matcher,
         raise ValueError("as_of must be timezone-aware")
     ruleset = matcher.ruleset
     policy = policy or BloodPressurePolicy.of(ruleset)
-    found = _merge_unreadable(_Screen(facts, as_of, matcher, policy).run(), ruleset.unreadable.id)
+    classified = classify(facts, as_of, matcher)
+    found = _merge_unreadable(_Screen(facts, as_of, matcher, policy, classified).run(),
+                              ruleset.unreadable.id)
     asked = [
         _for_products(f, tuple(p for p in f.products if p in products)) for f in found
         if any(p in products for p in f.products)
@@ -264,7 +259,7 @@ def evaluate(facts: PatientFacts, as_of: datetime, matcher: Matcher,
     findings = tuple(sorted(asked, key=_order))
     verdicts: dict[str, Verdict] = {p: max((raised_by(f) for f in findings if p in f.products),
                        default=Verdict.SUITABLE) for p in products}
-    eligibility = (assess(facts, as_of, matcher, policy)
+    eligibility = (assess(classified, matcher, policy)
                    if ruleset.eligibility is not None else None)
     return ScreeningResult(facts.patient, as_of, ruleset.version, max(verdicts.values()),
                            findings, products, verdicts, thresholds(policy, ruleset), eligibility)
