@@ -29,7 +29,8 @@ from tests.fhir.seed import AS_OF, LOINC, load
 
 pytestmark = pytest.mark.integration
 
-MEDICATION_SEARCHES = ("MedicationStatement", "MedicationRequest")
+MEDICATION_SEARCHES = ("MedicationStatement", "MedicationRequest", "MedicationDispense")
+"""HAPI lists MedicationDispense, so it is searched too (eligibility reads dispenses)."""
 
 
 @pytest.fixture(autouse=True)
@@ -190,8 +191,8 @@ async def test_reads_everything_the_rules_need_with_includes(
     assert data.patient is not None and data.patient.birthDate.isoformat() == "1980-01-01"
     assert data.versions[record.ref("Observation", "bp-recent")] == "1"
     assert data.problems == []
-    # metadata + Patient + 6 searches; the Medications came by _include, on the first page
-    assert len(sent.requests) == 8
+    # metadata + Patient + 7 searches; the Medications came by _include, on the first page
+    assert len(sent.requests) == 9
     assert len(sent.to("metadata")) == 1
     for rtype in MEDICATION_SEARCHES:
         [url] = sent.to(rtype)

@@ -56,6 +56,20 @@ def test_an_empty_statement_plans_standard_searches_without_includes() -> None:
     assert all("_include" not in dict(params) for _, params in plan.values())
 
 
+def test_medication_dispense_is_searched_only_where_the_statement_lists_it() -> None:
+    assert "MedicationDispense" not in plan_searches(FULL, "p1", AS_OF)
+    listed = Capabilities.from_statement(statement(
+        {"Condition": ["patient"], "AllergyIntolerance": ["patient"],
+         "MedicationStatement": ["patient"], "MedicationRequest": ["patient"],
+         "MedicationDispense": ["patient", "status"], "Observation": ["patient", "code"]},
+        {"MedicationDispense": ["MedicationDispense:medication"]}))
+    rtype, params = plan_searches(listed, "p1", AS_OF)["MedicationDispense"]
+    assert rtype == "MedicationDispense"
+    # Every status: eligibility needs stopped and completed records.
+    assert params == [("patient", "Patient/p1"), ("_include", "MedicationDispense:medication")]
+    assert all("status" not in dict(p) for _, p in plan_searches(listed, "p1", AS_OF).values())
+
+
 def test_unparseable_resource_becomes_a_problem_without_its_values() -> None:
     bad = {"resourceType": "Condition", "id": "bad", "subject": SUBJECT,
            "recordedDate": "yesterday"}
