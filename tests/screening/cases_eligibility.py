@@ -33,14 +33,23 @@ def mdd(p: PatientBuilder, onset: str = "2025-01-01") -> str:
     return p.condition(*MDD, onset=onset)
 
 
+def sertraline_73_days(p: PatientBuilder) -> str:
+    return p.medication("36437", "sertraline", status="completed", start="2025-02-01",
+                        period_end="2025-04-15")
+
+
+def two_trials(p: PatientBuilder) -> None:
+    """Sertraline 73 days (SSRI) and venlafaxine 61 days (SNRI), both by effective period."""
+    sertraline_73_days(p)
+    p.medication("39786", "venlafaxine", status="stopped", start="2025-05-01",
+                 period_end="2025-07-01")
+
+
 @elig("TRD documented by effective periods (two classes)", Expected(
     "trd-documented", [("sertraline", 73, "period"), ("venlafaxine", 61, "period")], 2))
 def _(p: PatientBuilder) -> dict[str, list[str]]:
     mdd(p)
-    p.medication("36437", "sertraline", status="completed", start="2025-02-01",
-                 period_end="2025-04-15")
-    p.medication("39786", "venlafaxine", status="stopped", start="2025-05-01",
-                 period_end="2025-07-01")
+    two_trials(p)
     return {}
 
 
@@ -117,10 +126,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
     p.condition("F33.41", "Major depressive disorder, recurrent, in partial remission",
                 onset="2025-01-01")
     p.condition(text="Major depression in full remission")
-    p.medication("36437", "sertraline", status="completed", start="2025-02-01",
-                 period_end="2025-04-15")
-    p.medication("39786", "venlafaxine", status="stopped", start="2025-05-01",
-                 period_end="2025-07-01")
+    two_trials(p)
     return {}
 
 
@@ -128,8 +134,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
     "not-documented", [("sertraline", 73, "period")], 1, [FEWER]))
 def _(p: PatientBuilder) -> dict[str, list[str]]:
     mdd(p)
-    p.medication("36437", "sertraline", status="completed", start="2025-02-01",
-                 period_end="2025-04-15")
+    sertraline_73_days(p)
     p.medication(text="bupropion hydrochloride 150 MG Extended Release Oral Tablet [Zyban]",
                  status="completed", start="2025-05-01", period_end="2025-08-01")
     p.medication("42347", "bupropion", request=True, status="completed",
@@ -156,8 +161,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
     "not-documented", [("sertraline", 73, "period")], 1, [FEWER]))
 def _(p: PatientBuilder) -> dict[str, list[str]]:
     mdd(p)
-    p.medication("36437", "sertraline", status="completed", start="2025-02-01",
-                 period_end="2025-04-15")
+    sertraline_73_days(p)
     p.medication("N06AX27", "esketamine", system=ATC, status="completed", start="2025-05-01",
                  period_end="2025-09-01")
     return {}
@@ -167,10 +171,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
     "not-documented", [], 0, [FEWER, BEFORE]))
 def _(p: PatientBuilder) -> dict[str, list[str]]:
     mdd(p, onset="2026-01-01")
-    p.medication("36437", "sertraline", status="completed", start="2025-02-01",
-                 period_end="2025-04-15")
-    p.medication("39786", "venlafaxine", status="stopped", start="2025-05-01",
-                 period_end="2025-07-01")
+    two_trials(p)
     return {}
 
 
@@ -178,8 +179,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
     "trd-documented", [("sertraline", 73, "period"), ("trazodone", 92, "period")], 2))
 def _(p: PatientBuilder) -> dict[str, list[str]]:
     p.condition("370143000", "Major depressive disorder", system=SNOMED, recorded=None)
-    p.medication("36437", "sertraline", status="completed", start="2025-02-01",
-                 period_end="2025-04-15")
+    sertraline_73_days(p)
     p.medication(text="trazodone 100 mg", status="completed", start="2025-05-01",
                  period_end="2025-08-01")
     p.medication("39786", "venlafaxine", status="completed", start="2023-01-01",
@@ -191,8 +191,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
     "not-documented", [("sertraline", 73, "period")], 1, [FEWER, UNKNOWN]))
 def _(p: PatientBuilder) -> dict[str, list[str]]:
     mdd(p)
-    p.medication("36437", "sertraline", status="completed", start="2025-02-01",
-                 period_end="2025-04-15")
+    sertraline_73_days(p)
     p.medication("2597", "clomipramine", request=True, status="stopped",
                  authored="2025-06-01")
     return {}
@@ -221,10 +220,7 @@ def _(p: PatientBuilder) -> dict[str, list[str]]:
     verdict="contraindicated")
 def _(p: PatientBuilder) -> dict[str, list[str]]:
     mdd(p)
-    p.medication("36437", "sertraline", status="completed", start="2025-02-01",
-                 period_end="2025-04-15")
-    p.medication("39786", "venlafaxine", status="stopped", start="2025-05-01",
-                 period_end="2025-07-01")
+    two_trials(p)
     return {"ci-aneurysm": [p.condition("I71.4", "Abdominal aortic aneurysm")]}
 
 

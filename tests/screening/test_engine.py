@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -180,40 +181,34 @@ def test_verdict_order() -> None:
     assert Verdict.NEEDS_REVIEW.label == "needs-review"
 
 
-def test_malformed_map_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def _load_changed(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict[str, Any]], None],
+                  error: str) -> None:
+    """Load the current ruleset with ``change`` applied to its data: MapError matching ``error``."""
     good = ruleset_module._read
 
-    def broken(name: str) -> dict[str, Any]:
+    def changed(name: str) -> dict[str, Any]:
         data = good(name)
         if name == ruleset_module.RULESET_FILE:
-            data["conditions"][0]["scope"] = "sometimes"
+            change(data)
         return data
 
-    monkeypatch.setattr(ruleset_module, "_read", broken)
+    monkeypatch.setattr(ruleset_module, "_read", changed)
     ruleset_module.load_maps.cache_clear()
     try:
-        with pytest.raises(MapError, match=r"ruleset-v2.yaml: conditions.0.scope"):
+        with pytest.raises(MapError, match=error):
             ruleset_module.load_ruleset()
     finally:
         ruleset_module.load_maps.cache_clear()
+
+
+def test_malformed_map_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    _load_changed(monkeypatch, lambda d: d["conditions"][0].update(scope="sometimes"),
+                  r"ruleset-v2.yaml: conditions.0.scope")
 
 
 def test_rule_without_a_declared_source_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    good = ruleset_module._read
-
-    def unsourced(name: str) -> dict[str, Any]:
-        data = good(name)
-        if name == ruleset_module.RULESET_FILE:
-            data["interactions"][0]["source"] = "a blog post"
-        return data
-
-    monkeypatch.setattr(ruleset_module, "_read", unsourced)
-    ruleset_module.load_maps.cache_clear()
-    try:
-        with pytest.raises(MapError, match="ix-opioids cites 'a blog post'"):
-            ruleset_module.load_ruleset()
-    finally:
-        ruleset_module.load_maps.cache_clear()
+    _load_changed(monkeypatch, lambda d: d["interactions"][0].update(source="a blog post"),
+                  "ix-opioids cites 'a blog post'")
 
 
 def test_as_of_must_be_aware() -> None:
@@ -335,21 +330,8 @@ def test_ruleset_v1_stays_loadable_and_is_named() -> None:
 
 
 def test_v2_sources_cite_sections_by_title(monkeypatch: pytest.MonkeyPatch) -> None:
-    good = ruleset_module._read
-
-    def numbered(name: str) -> dict[str, Any]:
-        data = good(name)
-        if name == ruleset_module.RULESET_FILE:
-            data["conditions"][0]["source"] = "SPRAVATO-PI 4"
-        return data
-
-    monkeypatch.setattr(ruleset_module, "_read", numbered)
-    ruleset_module.load_maps.cache_clear()
-    try:
-        with pytest.raises(MapError, match="by section number"):
-            ruleset_module.load_ruleset()
-    finally:
-        ruleset_module.load_maps.cache_clear()
+    _load_changed(monkeypatch, lambda d: d["conditions"][0].update(source="SPRAVATO-PI 4"),
+                  "by section number")
 
 
 def test_abatement_decides_over_an_active_status() -> None:
