@@ -232,7 +232,7 @@ async def test_paging_follows_next_links_and_keeps_includes(
     # two BPs in the window make two pages; one entry per page otherwise
     [second] = sent.pages()
     assert second.host == httpx.URL(fhir_base_url).host
-    assert len(sent.requests) == 8 + 1
+    assert len(sent.requests) == 9 + 1  # metadata, Patient, 7 searches, 1 next page
 
 
 async def test_bearer_auth_is_sent(fhir_base_url: str, record: Record) -> None:
