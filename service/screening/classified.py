@@ -34,6 +34,8 @@ class MedicationRecord:
     match: DrugMatch
     rescue: bool
     antidepressants: tuple[AntidepressantHit, ...]
+    oral: bool
+    """Nothing in its texts says it is not taken by mouth (transdermal, injection, ...)."""
 
 
 @dataclass(slots=True)

@@ -167,11 +167,13 @@ class DrugIndex:
         return found
 
     def classify(self, concept: Concept, as_needed: bool, context: tuple[str, ...]) -> tuple[
-            DrugMatch, bool, tuple[AntidepressantHit, ...]]:
-        """(interaction classes, a rescue device?, antidepressants) in one memo lookup."""
+            DrugMatch, bool, tuple[AntidepressantHit, ...], bool]:
+        """(interaction classes, a rescue device?, antidepressants, taken by mouth?) in one memo
+        lookup."""
         return self._cached(("classify", concept, as_needed, context), lambda: (
             self.interaction(concept), self.is_rescue(concept, as_needed, context),
-            self.antidepressants(concept, context)))
+            self.antidepressants(concept, context),
+            not _any(self.not_oral, (*concept.texts, *context))))
 
     def is_rescue(self, concept: Concept, as_needed: bool, context: tuple[str, ...]) -> bool:
         """An as-needed epinephrine rescue device (auto-injector): never an interaction."""

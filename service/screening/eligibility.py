@@ -76,7 +76,6 @@ class _Assessment:
         self.c, self.as_of, self.m = classified, classified.as_of, matcher
         self.statuses = matcher.terminology.statuses
         self.lookback = policy.eligibility_lookback_days or rules.lookback_days
-        self.not_oral = matcher.drugs.not_oral
 
     def active(self, which: str) -> list[ConditionFact]:
         """Depression or suicidality records that count as State records at the evaluation time."""
@@ -157,9 +156,7 @@ class _Assessment:
                 others.append((Trial(ingredient, exp.drug_class, episode, 0, evidence, ""),
                                "duration cannot be told"))
         current = [r.fact.ref for r in self.c.antidepressants
-                   if counts_now(r.fact, self.as_of, self.m)
-                   and not any(self.not_oral and self.not_oral.search(t)
-                               for t in (*r.fact.concept.texts, *r.fact.context))]
+                   if r.oral and counts_now(r.fact, self.as_of, self.m)]
         classes = len({t.drug_class for t in trials})
         if diagnosis and len(trials) >= rules.min_trials:
             status = "trd-documented"

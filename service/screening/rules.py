@@ -102,6 +102,7 @@ class _Screen:
         hits: dict[str, list[Record]] = defaultdict(list)
         recent: set[str] = set()
         stale: dict[str, list[Record]] = defaultdict(list)
+        as_of = self.as_of
         for classified in self.c.conditions:
             if not classified.hits:
                 continue
@@ -112,13 +113,13 @@ class _Screen:
                 if rule.scope == "state" and not self.active_then(cond):
                     continue
                 if rule.stale is not None and not cond.abated and cond.onset is not None and (
-                        cond.onset < self.as_of - timedelta(days=rule.stale.after_days)):
+                        cond.onset < as_of - rule.stale.window):
                     stale[rule.stale.id].append(record)
                     continue
                 hits[rule.id].append(record)
                 since = cond.onset or cond.recorded
                 if rule.recent is not None and hit.recent_code and since is not None and (
-                        since >= self.as_of - timedelta(days=rule.recent.days)):
+                        since >= as_of - rule.recent.window):
                     recent.add(rule.id)
         pregnancy = self.pregnancy_status()
         if pregnancy is not None:

@@ -7,6 +7,7 @@ file meaning what it meant. Field names follow the clinical reference's vocabula
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -96,9 +97,17 @@ class Recency(CodedDefinition):
     days: int = Field(gt=0)
     source: str
 
+    @property
+    def window(self) -> timedelta:
+        return timedelta(days=self.days)
+
 
 class Staleness(SimpleRule):
     after_days: int = Field(gt=0)
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(days=self.after_days)
 
 
 class ConditionRule(SimpleRule, CodedDefinition):
