@@ -179,7 +179,7 @@ async def screen_population(client: FhirClient, *, as_of: datetime, emit: Emit,
 
 def _screen_one(raw: RawPatientData, as_of: datetime, policy: BloodPressurePolicy | None,
                 emit: Emit, summary: PopulationSummary) -> None:
-    result = screen(raw, as_of, policy=policy)
+    result = screen(raw, as_of, policy=policy, ruleset=get_settings().ruleset)
     summary.patients += 1
     summary.problems += len(raw.problems)
     summary.verdicts[result.verdict.label] += 1

@@ -17,7 +17,8 @@ from service.screening.schema import Negation
 
 __all__ = ["NameScanner", "NegationScope", "words_pattern"]
 
-_PUNCTUATION = r"[,;:.()\[\]|/]"
+# "/" is no clause break: it joins "r/o", "w/o" and combination products ("a/b").
+_PUNCTUATION = r"[,;:.?!()\[\]|]"
 
 
 def words_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:

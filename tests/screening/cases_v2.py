@@ -503,3 +503,20 @@ def _(p: PatientBuilder) -> Fires:
     p.condition("F05", "Delirium due to known physiological condition", clinical="resolved")
     p.condition(text="Family history of dementia")
     return {}
+
+
+@case("free-text abbreviations: 'AAA 4.5 cm' and 'Hx of CVA' count; 'r/o pregnancy' does not",
+      "contraindicated", esketamine="contraindicated", silent=("pr-pregnancy",))
+def _(p: PatientBuilder) -> Fires:
+    aaa = p.condition(text="AAA 4.5 cm")
+    cva = p.condition(text="Hx of CVA 2015")
+    p.condition(text="r/o pregnancy")
+    return {"ci-aneurysm": [aaa], "ci-prior-stroke": [cva], "pr-prior-stroke": [cva]}
+
+
+@case("a relative's stroke (text or SNOMED family history) does not count", "suitable",
+      silent=("ci-prior-stroke", "pr-prior-stroke"))
+def _(p: PatientBuilder) -> Fires:
+    p.condition(text="Mother had a stroke at 60")
+    p.condition("429959009", "Family history of stroke", system=SNOMED)
+    return {}
