@@ -7,7 +7,7 @@ SANDBOX_PORT ?= 8080
 export SANDBOX_PORT
 
 .PHONY: setup demo demo-ui test test-unit sandbox sandbox-build browser lint bench bench-engine \
-        serve container-check openapi clean
+        bench-peers bench-population serve container-check openapi clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -58,9 +58,20 @@ lint: setup
 bench-engine: setup
 	$(BIN)/python -m bench.engine
 
+## Every benchmark: engine, read-side projection, JSON codecs, service (peers included), and
+## the 1,000-patient population (loads it into a sandbox of its own: allow ~20 minutes).
 bench: setup sandbox-build
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.projection
+	$(BIN)/python -m bench.json_codecs
 	@if [ -f bench/service.py ]; then $(BIN)/python -m bench.service; fi
+	$(BIN)/python -m bench.population
+
+bench-peers: setup sandbox-build
+	$(BIN)/python -m bench.peers
+
+bench-population: setup sandbox-build
+	$(BIN)/python -m bench.population
 
 serve: setup
 	$(BIN)/ketamine-screen serve

@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from bench import peers
 from bench.engine import MEDICATIONS
 from bench.engine import patient as synthetic_patient
 from bench.loadgen import Run, closed_loop, percentile, probe
@@ -281,7 +282,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def run(base: str) -> list[Row]:
+async def run(base: str) -> tuple[list[Row], list[peers.Row]]:
     from service.fhir.http import json_body
 
     started = time.monotonic()
@@ -301,6 +302,7 @@ async def run(base: str) -> list[Row]:
         with ServiceProcess(service_env(base, token_server, port), port=port) as one:
             rows += await latency_to_floor(base, one.base_url, headers, caps)
             print("latency to the floor done", flush=True)
+            peer_rows = await peers.run(base)
             rows.append(await cds_order_sign(one, token_server))
             rows += await throughput(one, headers, "1 process", peak)
             print("throughput (1 process) done", flush=True)
@@ -316,7 +318,7 @@ async def run(base: str) -> list[Row]:
                      evaluate.ms(95), evaluate.ms(99),
                      f"{before:.0f} -> {after:.0f} MiB ({after - before:+.1f}); "
                      f"{evaluate.rate:.0f} req/s", ""))
-        return rows
+        return rows, peer_rows
     finally:
         token_server.stop()
 
@@ -325,7 +327,7 @@ def main() -> None:
     began = time.monotonic()
     base, stop = fhir_server()
     try:
-        rows = asyncio.run(run(base))
+        rows, peer_rows = asyncio.run(run(base))
     finally:
         stop()
     print()
@@ -335,6 +337,8 @@ def main() -> None:
     print(table(rows))
     print(f"(whole run {time.monotonic() - began:.0f} s; latency rows: sequential requests, "
           f"n = {ITERATIONS}; floor = slowest single search incl. paging, plain httpx)")
+    print("\nPeers, same patients, same HAPI, same searches (median wall ms; ours screens too)")
+    print(peers.table(peer_rows))
 
 
 if __name__ == "__main__":
