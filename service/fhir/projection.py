@@ -131,6 +131,13 @@ def problem_from(ref: str, failure: str) -> ReadProblem:
     found = _AT.match(failure)
     what = found["what"] if found else ""
     where = (found["where"] or "").removeprefix(".") if found else ""
+    # A missing element and a choice given twice name the element inside the object.
+    inside = (re.fullmatch(r"Object missing required field `(\w+)`", what)
+              or re.fullmatch(r"choice (\S+): (more than one form given|required)", what))
+    if inside:
+        where = f"{where}.{inside[1]}" if where else inside[1]
+        text = "required" if what.startswith("Object") else inside[2]
+        return ReadProblem(ref, f"not valid FHIR R4: {where}: {text}")
     return ReadProblem(ref, f"not valid FHIR R4: {where or 'resource'}: {_expected(what)}")
 
 
@@ -144,9 +151,6 @@ def _expected(what: str) -> str:
         return "expected a non-empty string"
     if what == "Number out of range" or re.fullmatch(r"Expected `(float|int)` [<>]=? \S+", what):
         return "number out of range"
-    missing = re.fullmatch(r"Object missing required field `(\w+)`", what)
-    if missing:
-        return f"{missing[1]} is required"
     kind = re.fullmatch(r"Expected `(\w+)( \| null)?`, got `\w+`", what)
     if kind and kind[1] in _KINDS:
         return f"expected {_KINDS[kind[1]]}"

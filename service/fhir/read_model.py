@@ -7,8 +7,14 @@ code written against fhir.resources models (``obs.valueQuantity.value``, ``res.m
 unread: a record malformed only there is still screened. Values keep their JSON form (dates as
 written, numbers as ``float``); :mod:`service.fhir.primitives` gives the checks.
 
+Elements that R4 requires (min 1) are required here too where they are read (Observation.status
+and code, a Condition's subject...), and a choice element read here (``effective[x]``,
+``medication[x]``...) may have one form only, as fhir.resources checked: a record without them is
+unreadable, not silently dropped.
+
 Instances are msgspec Structs: decoded straight from JSON bytes (or converted from a dict) in C,
-without a per-field Python call. ``gc=False``: a decoded tree has no reference cycles.
+without a per-field Python call (``__post_init__`` checks the choices). ``gc=False``: a decoded
+tree has no reference cycles.
 """
 
 from __future__ import annotations
@@ -59,34 +65,48 @@ __all__ = [
 
 
 class _Element(Struct, kw_only=True, omit_defaults=True, gc=False):
-    """Base of the data types: keyword-only, absent elements omitted when encoded."""
+    """Base of the data types: absent elements omitted when encoded. (``kw_only`` is per class
+    in msgspec, so every class below says it: it lets a required element follow optional ones.)"""
+
+
+def _twice(choice: str) -> ValueError:
+    """A choice element (https://hl7.org/fhir/R4/formats.html#choice) has one form at most."""
+    return ValueError(f"choice {choice}: more than one form given")
+
+
+def _missing(choice: str) -> ValueError:
+    return ValueError(f"choice {choice}: required")
+
+
+# The choice checks below are written out (no helper call, no generator): they run once per
+# decoded Observation and component, the hot path.
 
 
 # -- Data types (https://hl7.org/fhir/R4/datatypes.html) -----------------------------------------
 
 
-class Coding(_Element):
+class Coding(_Element, kw_only=True):
     system: Uri | None = None
     code: Code | None = None
     display: String | None = None
 
 
-class CodeableConcept(_Element):
+class CodeableConcept(_Element, kw_only=True):
     coding: list[Coding] | None = None
     text: String | None = None
 
 
-class Reference(_Element):
+class Reference(_Element, kw_only=True):
     reference: String | None = None
     display: String | None = None
 
 
-class Period(_Element):
+class Period(_Element, kw_only=True):
     start: DateTime | None = None
     end: DateTime | None = None
 
 
-class Quantity(_Element):
+class Quantity(_Element, kw_only=True):
     """Quantity, SimpleQuantity and Duration alike: the elements read are the same."""
 
     value: Decimal | None = None
@@ -95,56 +115,71 @@ class Quantity(_Element):
     code: Code | None = None
 
 
-class Meta(_Element):
+class Meta(_Element, kw_only=True):
     versionId: Id | None = None
 
 
-class Annotation(_Element):
-    text: String | None = None
+class Annotation(_Element, kw_only=True):
+    text: String
 
 
-class HumanName(_Element):
+class HumanName(_Element, kw_only=True):
     use: Code | None = None
     text: String | None = None
     family: String | None = None
     given: list[String] | None = None
 
 
-class Identifier(_Element):
+class Identifier(_Element, kw_only=True):
     type: CodeableConcept | None = None
     system: Uri | None = None
     value: String | None = None
 
 
-class Dosage(_Element):
+class Dosage(_Element, kw_only=True):
     text: String | None = None
     asNeededBoolean: bool | None = None
     asNeededCodeableConcept: CodeableConcept | None = None
     route: CodeableConcept | None = None
 
+    def __post_init__(self) -> None:
+        if self.asNeededBoolean is not None and self.asNeededCodeableConcept is not None:
+            raise _twice("asNeeded[x]")
 
-class DispenseRequest(_Element):
+
+class DispenseRequest(_Element, kw_only=True):
     validityPeriod: Period | None = None
     numberOfRepeatsAllowed: UnsignedInt | None = None
     expectedSupplyDuration: Quantity | None = None
 
 
-class Ingredient(_Element):
+class Ingredient(_Element, kw_only=True):
     itemCodeableConcept: CodeableConcept | None = None
     itemReference: Reference | None = None
 
+    def __post_init__(self) -> None:
+        if self.itemCodeableConcept is None:
+            if self.itemReference is None:
+                raise _missing("item[x]")
+        elif self.itemReference is not None:
+            raise _twice("item[x]")
 
-class Component(_Element):
-    code: CodeableConcept | None = None
+
+class Component(_Element, kw_only=True):
+    code: CodeableConcept
     valueQuantity: Quantity | None = None
     valueCodeableConcept: CodeableConcept | None = None
 
+    def __post_init__(self) -> None:
+        if self.valueQuantity is not None and self.valueCodeableConcept is not None:
+            raise _twice("value[x]")
 
-class Reaction(_Element):
+
+class Reaction(_Element, kw_only=True):
     substance: CodeableConcept | None = None
 
 
-class ContainedResource(_Element):
+class ContainedResource(_Element, kw_only=True):
     """A resource inside ``contained``: read as a Medication, whatever its type.
 
     Only a contained Medication is ever looked at (``medicationReference`` "#id"); other types
@@ -165,7 +200,7 @@ class ContainedResource(_Element):
 # -- Resources -----------------------------------------------------------------------------------
 
 
-class ReadResource(_Element, tag_field="resourceType", tag=True):
+class ReadResource(_Element, kw_only=True, tag_field="resourceType", tag=True):
     """Base of the projected resources; ``resourceType`` is the tag that picks the class."""
 
     id: Id | None = None
@@ -175,18 +210,18 @@ class ReadResource(_Element, tag_field="resourceType", tag=True):
         return str(self.__struct_config__.tag)
 
 
-class Patient(ReadResource):
+class Patient(ReadResource, kw_only=True):
     identifier: list[Identifier] | None = None
     name: list[HumanName] | None = None
     gender: Code | None = None
     birthDate: Date | None = None
 
 
-class Condition(ReadResource):
+class Condition(ReadResource, kw_only=True):
     clinicalStatus: CodeableConcept | None = None
     verificationStatus: CodeableConcept | None = None
     code: CodeableConcept | None = None
-    subject: Reference | None = None
+    subject: Reference
     onsetDateTime: DateTime | None = None
     onsetPeriod: Period | None = None
     abatementDateTime: DateTime | None = None
@@ -194,22 +229,32 @@ class Condition(ReadResource):
     recordedDate: DateTime | None = None
     note: list[Annotation] | None = None
 
+    def __post_init__(self) -> None:
+        if self.onsetDateTime is not None and self.onsetPeriod is not None:
+            raise _twice("onset[x]")
+        if self.abatementDateTime is not None and self.abatementPeriod is not None:
+            raise _twice("abatement[x]")
 
-class AllergyIntolerance(ReadResource):
+
+class AllergyIntolerance(ReadResource, kw_only=True):
     clinicalStatus: CodeableConcept | None = None
     verificationStatus: CodeableConcept | None = None
     code: CodeableConcept | None = None
-    patient: Reference | None = None
+    patient: Reference
     onsetDateTime: DateTime | None = None
     onsetPeriod: Period | None = None
     recordedDate: DateTime | None = None
     note: list[Annotation] | None = None
     reaction: list[Reaction] | None = None
 
+    def __post_init__(self) -> None:
+        if self.onsetDateTime is not None and self.onsetPeriod is not None:
+            raise _twice("onset[x]")
 
-class Observation(ReadResource):
-    status: Code | None = None
-    code: CodeableConcept | None = None
+
+class Observation(ReadResource, kw_only=True):
+    status: Code
+    code: CodeableConcept
     subject: Reference | None = None
     effectiveDateTime: DateTime | None = None
     effectivePeriod: Period | None = None
@@ -219,41 +264,62 @@ class Observation(ReadResource):
     valueCodeableConcept: CodeableConcept | None = None
     component: list[Component] | None = None
 
+    def __post_init__(self) -> None:
+        if ((self.effectiveDateTime is not None) + (self.effectivePeriod is not None)
+                + (self.effectiveInstant is not None)) > 1:
+            raise _twice("effective[x]")
+        if self.valueQuantity is not None and self.valueCodeableConcept is not None:
+            raise _twice("value[x]")
 
-class Medication(ReadResource):
+
+class Medication(ReadResource, kw_only=True):
     code: CodeableConcept | None = None
     form: CodeableConcept | None = None
     ingredient: list[Ingredient] | None = None
 
 
-class _MedicationUse(ReadResource):
+class _MedicationUse(ReadResource, kw_only=True):
     """What the three medication records share: the drug (a concept, a reference, or a
     contained Medication), the patient and the status."""
 
     contained: list[ContainedResource] | None = None
-    status: Code | None = None
+    status: Code
     medicationCodeableConcept: CodeableConcept | None = None
     medicationReference: Reference | None = None
-    subject: Reference | None = None
+
+    def __post_init__(self) -> None:
+        if self.medicationCodeableConcept is None:
+            if self.medicationReference is None:
+                raise _missing("medication[x]")
+        elif self.medicationReference is not None:
+            raise _twice("medication[x]")
 
 
-class MedicationStatement(_MedicationUse):
+class MedicationStatement(_MedicationUse, kw_only=True):
+    subject: Reference
     effectiveDateTime: DateTime | None = None
     effectivePeriod: Period | None = None
     dateAsserted: DateTime | None = None
     note: list[Annotation] | None = None
     dosage: list[Dosage] | None = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.effectiveDateTime is not None and self.effectivePeriod is not None:
+            raise _twice("effective[x]")
 
-class MedicationRequest(_MedicationUse):
-    intent: Code | None = None
+
+class MedicationRequest(_MedicationUse, kw_only=True):
+    subject: Reference
+    intent: Code
     authoredOn: DateTime | None = None
     note: list[Annotation] | None = None
     dosageInstruction: list[Dosage] | None = None
     dispenseRequest: DispenseRequest | None = None
 
 
-class MedicationDispense(_MedicationUse):
+class MedicationDispense(_MedicationUse, kw_only=True):
+    subject: Reference | None = None
     quantity: Quantity | None = None
     daysSupply: Quantity | None = None
     whenPrepared: DateTime | None = None
@@ -262,7 +328,7 @@ class MedicationDispense(_MedicationUse):
     dosageInstruction: list[Dosage] | None = None
 
 
-class OtherResource(_Element):
+class OtherResource(_Element, kw_only=True):
     """A resource of a type screening does not read (Encounter, Claim...): its name and id only,
     so a Bundle's references to it can still be resolved."""
 

@@ -57,9 +57,72 @@ def builder_patients() -> list[PatientBuilder]:
     return [p, PatientBuilder("shape2", normal_vitals=False)]
 
 
+SUBJECT = {"reference": "Patient/every1", "display": "Every element"}
+RXNORM_CC = {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                         "code": "197901", "display": "lorazepam 1 MG Oral Tablet"}],
+             "text": "lorazepam"}
+DOSAGE = [{"text": "1 tablet at night as needed", "asNeededBoolean": True,
+           "route": {"coding": [{"system": "http://snomed.info/sct", "code": "26643006"}]}},
+          {"asNeededCodeableConcept": {"text": "anxiety"}}]
+EVERY_ELEMENT = [  # the projected elements no builder writes, each at least once
+    {"resourceType": "Patient", "id": "every1", "meta": {"versionId": "3"}, "gender": "other",
+     "birthDate": "1980-02", "name": [{"use": "usual", "text": "E. Element", "family": "Element",
+                                       "given": ["Every", "E."]}],
+     "identifier": [{"type": {"text": "MRN"}, "system": "urn:oid:1.2.3", "value": "mrn-1"}]},
+    {"resourceType": "Condition", "id": "every-c1", "subject": SUBJECT,
+     "code": {"text": "aneurysm"}, "onsetPeriod": {"start": "2019", "end": "2020-06-01"},
+     "abatementPeriod": {"start": "2021-01-01T00:00:00+01:00"},
+     "note": [{"text": "family history only"}]},
+    {"resourceType": "Condition", "id": "every-c2", "subject": SUBJECT,
+     "code": {"text": "asthma"}, "onsetDateTime": "2010-05-05T10:00:00.123456Z",
+     "abatementDateTime": "2012-11-30T23:59:60Z"},
+    {"resourceType": "AllergyIntolerance", "id": "every-a1", "patient": SUBJECT,
+     "code": {"text": "ketamine"}, "onsetPeriod": {"end": "2024-12"},
+     "recordedDate": "2024-02-29", "note": [{"text": "rash"}],
+     "reaction": [{"substance": RXNORM_CC, "manifestation": [{"text": "hives"}]},
+                  {"manifestation": [{"text": "itch"}]}]},
+    {"resourceType": "Observation", "id": "every-o1", "status": "preliminary",
+     "code": {"text": "x"}, "subject": SUBJECT,
+     "effectivePeriod": {"start": "2026-06-01T10:00:00Z", "end": "2026-06-01T10:05:00Z"},
+     "issued": "2026-06-01T10:06:00.5+02:00",
+     "component": [{"code": {"text": "answer"}, "valueCodeableConcept": {"text": "yes"}}]},
+    {"resourceType": "Observation", "id": "every-o2", "status": "final", "code": {"text": "y"},
+     "subject": SUBJECT, "effectiveInstant": "2026-06-01T10:00:00-05:00",
+     "valueQuantity": {"value": 0.1, "unit": "g", "system": "http://unitsofmeasure.org",
+                       "code": "g"}},
+    {"resourceType": "Medication", "id": "every-m1", "code": RXNORM_CC,
+     "form": {"text": "tablet"},
+     "ingredient": [{"itemCodeableConcept": {"text": "lorazepam"}},
+                    {"itemReference": {"reference": "Substance/s1", "display": "lactose"}}]},
+    {"resourceType": "MedicationStatement", "id": "every-s1", "status": "active",
+     "subject": SUBJECT, "medicationReference": {"reference": "Medication/every-m1"},
+     "effectiveDateTime": "2025-01", "dateAsserted": "2025-02-01T08:00:00Z", "dosage": DOSAGE,
+     "note": [{"text": "takes it rarely"}]},
+    {"resourceType": "MedicationRequest", "id": "every-r1", "status": "active",
+     "intent": "order", "subject": SUBJECT, "medicationCodeableConcept": RXNORM_CC,
+     "authoredOn": "2026-05-01T09:30:00Z", "dosageInstruction": DOSAGE,
+     "dispenseRequest": {"validityPeriod": {"start": "2026-05-01", "end": "2026-08-01"},
+                         "numberOfRepeatsAllowed": 2,
+                         "expectedSupplyDuration": {"value": 30, "unit": "days",
+                                                    "system": "http://unitsofmeasure.org",
+                                                    "code": "d"}}},
+    {"resourceType": "MedicationDispense", "id": "every-d1", "status": "completed",
+     "subject": SUBJECT, "contained": [
+         {"resourceType": "Medication", "id": "med", "code": RXNORM_CC},
+         {"resourceType": "Practitioner", "id": "pharmacist", "name": [{"family": "Rx"}]}],
+     "medicationReference": {"reference": "#med"}, "quantity": {"value": 30, "unit": "tablet"},
+     "daysSupply": {"value": 30, "unit": "day", "system": "http://unitsofmeasure.org",
+                    "code": "d"},
+     "whenPrepared": "2026-05-02T10:00:00Z", "whenHandedOver": "2026-05-02",
+     "dosageInstruction": DOSAGE[:1], "note": [{"text": "counselled"}]},
+]
+
+
 def bundles() -> Iterator[tuple[str, dict[str, Any]]]:
     for p in builder_patients():
         yield p.pid, p.bundle()
+    yield "every-element", {"resourceType": "Bundle", "type": "collection",
+                            "entry": [{"resource": r} for r in EVERY_ELEMENT]}
     for path in DEMO:
         yield path.name, json.loads(path.read_text(encoding="utf-8"))
     for resources in population(3, observations=40):
@@ -215,17 +278,18 @@ MALFORMED = [  # (resource, element, the problem after "not valid FHIR R4: ", th
      "LA15173-0"),
     (OBS | {"meta": {"versionId": "v 2"}}, "meta.versionId: not a valid id", "v 2"),
     (OBS | {"subject": {"reference": 42}}, "subject.reference: expected a string", "42"),
-    ({"resourceType": "Condition", "id": "c1", "recordedDate": "yesterday"},
+    ({"resourceType": "Condition", "id": "c1", "subject": SUBJECT, "recordedDate": "yesterday"},
      "recordedDate: not a valid dateTime", "yesterday"),
-    ({"resourceType": "Condition", "id": "c1", "onsetPeriod": {"start": "1900-02-29"}},
+    ({"resourceType": "Condition", "id": "c1", "subject": SUBJECT,
+      "onsetPeriod": {"start": "1900-02-29"}},
      "onsetPeriod.start: not a valid dateTime", "1900-02-29"),
-    ({"resourceType": "Condition", "id": "c1", "note": [{"text": 7}]},
+    ({"resourceType": "Condition", "id": "c1", "subject": SUBJECT, "note": [{"text": 7}]},
      "note[0].text: expected a string", "7"),
     ({"resourceType": "Patient", "id": "p1", "birthDate": "1980-13-01"},
      "birthDate: not a valid date", "1980-13"),
     ({"resourceType": "Patient", "id": "p1", "name": [{"given": ["Ann", ""]}]},
      "name[0].given[1]: expected a non-empty string", "Ann"),
-    ({"resourceType": "AllergyIntolerance", "id": "a1",
+    ({"resourceType": "AllergyIntolerance", "id": "a1", "patient": SUBJECT,
       "reaction": [{"substance": {"coding": [{"code": "a\tb"}]}}]},
      "reaction[0].substance.coding[0].code: not a valid code", "a\\tb"),
     (MED | {"dispenseRequest": {"numberOfRepeatsAllowed": 1.5}},
@@ -245,6 +309,28 @@ MALFORMED = [  # (resource, element, the problem after "not valid FHIR R4: ", th
      "daysSupply.value: expected a number", "30"),
     ({"resourceType": "MedicationStatement", "id": "s1", "dateAsserted": "2024-06-31"},
      "dateAsserted: not a valid dateTime", "2024-06-31"),
+    # Elements R4 requires, and choice elements given in two forms.
+    ({"resourceType": "Observation", "id": "o1", "status": "final"}, "code: required", "final"),
+    (OBS | {"component": [{"valueQuantity": {"value": 120}}]}, "component[0].code: required",
+     "120"),
+    ({"resourceType": "Condition", "id": "c1", "code": {"text": "asthma"}}, "subject: required",
+     "asthma"),
+    ({"resourceType": "AllergyIntolerance", "id": "a1", "code": {"text": "nuts"}},
+     "patient: required", "nuts"),
+    ({k: v for k, v in MED.items() if k != "intent"}, "intent: required", "active"),
+    ({k: v for k, v in MED.items() if k != "medicationCodeableConcept"},
+     "medication[x]: required", "active"),
+    (MED | {"medicationReference": {"reference": "Medication/m"}},
+     "medication[x]: more than one form given", "Medication/m"),
+    (OBS | {"effectiveDateTime": "2024", "effectivePeriod": {"start": "2024"}},
+     "effective[x]: more than one form given", "2024"),
+    (OBS | {"component": [{"code": {"text": "c"}, "valueQuantity": {"value": 1},
+                           "valueCodeableConcept": {"text": "single"}}]},
+     "component[0].value[x]: more than one form given", "single"),
+    ({"resourceType": "Condition", "id": "c1", "subject": SUBJECT, "onsetDateTime": "2020",
+      "onsetPeriod": {"start": "2020"}}, "onset[x]: more than one form given", "2020"),
+    ({"resourceType": "Medication", "id": "m1", "ingredient": [{"strength": {}}]},
+     "ingredient[0].item[x]: required", "strength"),
 ]
 
 LAX = {"dispenseRequest.expectedSupplyDuration.value", "dosageInstruction[0].asNeededBoolean"}
@@ -271,8 +357,8 @@ def test_a_malformed_element_we_read_names_the_element_and_never_the_value(
 UNREAD = [  # malformed, but in elements screening never reads
     OBS | {"encounter": 5, "category": "vital-signs", "interpretation": {"coding": 1},
            "valueString": 7, "text": {"div": 3}, "extension": "x", "_status": [1]},
-    {"resourceType": "Condition", "id": "c2", "encounter": {"reference": ["x"]},
-     "stage": "II", "evidence": [{"detail": 5}]},
+    {"resourceType": "Condition", "id": "c2", "subject": SUBJECT,
+     "encounter": {"reference": ["x"]}, "stage": "II", "evidence": [{"detail": 5}]},
     MED | {"requester": "Dr", "dosageInstruction": [{"timing": {"repeat": {"period": "x"}}}],
            "contained": [{"resourceType": "Practitioner", "id": "pr", "name": "Dr X"}]},
     {"resourceType": "Patient", "id": "p2", "telecom": {"value": 5}, "address": "somewhere",
