@@ -63,6 +63,13 @@ def decode_resource(data: bytes | str | Mapping[str, Any]
         return None, ReadProblem("resource", "not JSON (nested too deeply)")
     if failure.startswith("Expected `object`"):  # at the top: valid JSON, but not an object
         return None, ReadProblem("resource", "not a JSON object")
+    if failure.startswith("Invalid value ") and failure.endswith("- at `$.resourceType`"):
+        try:  # a type we do not project: one more pass gives all we keep of it
+            other = _OTHER.decode(data)
+        except msgspec.ValidationError:
+            pass  # its id or meta is malformed: named below
+        else:
+            return _other(other.resourceType, other.id, lambda: other)
     head = _HEAD.decode(data)
     if failure == "Object missing required field `resourceType`":
         return None, ReadProblem(_ref(head.resourceType, head.id), "resource without resourceType")
