@@ -78,6 +78,8 @@ def stages(body: bytes) -> None:
     facts = normalise(raw_today, matcher.terminology)
     result = evaluate(facts, AS_OF, matcher)
     decoded = decode_bundle(body, "bench")
+    raw_projected = bundle_module._collect([(e.fullUrl, e.resource) for e in decoded.entries],
+                                           [], "bench", None)
     rows = [
         ("json.loads (the floor)", best_ms(lambda: json.loads(body))),
         ("parse_bundle, fhir.resources (today)", best_ms(lambda: parse_bundle(data, "bench"), 5)),
@@ -85,7 +87,10 @@ def stages(body: bytes) -> None:
         ("  + assembling RawPatientData (_collect)", best_ms(
             lambda: bundle_module._collect([(e.fullUrl, e.resource) for e in decoded.entries],
                                            [], "bench", None))),
-        ("normalise", best_ms(lambda: normalise(raw_today, matcher.terminology))),
+        ("normalise (fhir.resources models)",
+         best_ms(lambda: normalise(raw_today, matcher.terminology))),
+        ("normalise (projected resources)",
+         best_ms(lambda: normalise(raw_projected, matcher.terminology))),
         ("evaluate", best_ms(lambda: evaluate(facts, AS_OF, matcher))),
         ("as_contract + json.dumps", best_ms(lambda: json.dumps(result.as_contract()))),
     ]
