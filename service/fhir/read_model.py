@@ -58,6 +58,7 @@ __all__ = [
     "Patient",
     "Period",
     "Quantity",
+    "Range",
     "Reaction",
     "ReadResource",
     "Reference",
@@ -113,6 +114,11 @@ class Quantity(_Element, kw_only=True):
     unit: String | None = None
     system: Uri | None = None
     code: Code | None = None
+
+
+class Range(_Element, kw_only=True):
+    low: Quantity | None = None
+    high: Quantity | None = None
 
 
 class Meta(_Element, kw_only=True):
@@ -226,13 +232,19 @@ class Condition(ReadResource, kw_only=True):
     onsetPeriod: Period | None = None
     abatementDateTime: DateTime | None = None
     abatementPeriod: Period | None = None
+    abatementAge: Quantity | None = None
+    abatementRange: Range | None = None
+    abatementString: String | None = None
+    """Age, Range and String: only whether one is given is read (the condition has abated)."""
     recordedDate: DateTime | None = None
     note: list[Annotation] | None = None
 
     def __post_init__(self) -> None:
         if self.onsetDateTime is not None and self.onsetPeriod is not None:
             raise _twice("onset[x]")
-        if self.abatementDateTime is not None and self.abatementPeriod is not None:
+        if ((self.abatementDateTime is not None) + (self.abatementPeriod is not None)
+                + (self.abatementAge is not None) + (self.abatementRange is not None)
+                + (self.abatementString is not None)) > 1:
             raise _twice("abatement[x]")
 
 
@@ -300,6 +312,7 @@ class MedicationStatement(_MedicationUse, kw_only=True):
     effectiveDateTime: DateTime | None = None
     effectivePeriod: Period | None = None
     dateAsserted: DateTime | None = None
+    reasonCode: list[CodeableConcept] | None = None
     note: list[Annotation] | None = None
     dosage: list[Dosage] | None = None
 
@@ -313,6 +326,7 @@ class MedicationRequest(_MedicationUse, kw_only=True):
     subject: Reference
     intent: Code
     authoredOn: DateTime | None = None
+    reasonCode: list[CodeableConcept] | None = None
     note: list[Annotation] | None = None
     dosageInstruction: list[Dosage] | None = None
     dispenseRequest: DispenseRequest | None = None

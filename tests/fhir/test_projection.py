@@ -5,7 +5,9 @@ the value fhir.resources reads; screening a Bundle through either gives the same
 record malformed in an element we read is a problem naming the element and never the value; one
 malformed only elsewhere is read.
 
-Real Synthea R4 patients (smart-on-fhir/generated-sample-data, ``R4/SYNTHEA``, Apache-2.0) are
+The shapes: every builder method, the demo Bundles, tests/data/synthea (Synthea-shaped, ours), a
+hand-written resource per type with every projected element, tests.synthea_like patients. Real
+Synthea R4 patients (smart-on-fhir/generated-sample-data, ``R4/SYNTHEA``, Apache-2.0) are
 read from ``KETAMINE_SYNTHEA_DIR`` when it names a folder of their Bundle files; the project does
 not ship them.
 """
@@ -34,7 +36,9 @@ from service.screening.engine import screen
 from tests.builders import AS_OF, PatientBuilder
 from tests.synthea_like import population
 
-DEMO = sorted((Path(__file__).parents[2] / "service" / "demo").glob("*.json"))
+ROOT = Path(__file__).parents[2]
+FILES = [*sorted((ROOT / "service" / "demo").glob("*.json")),
+         *sorted((ROOT / "tests" / "data" / "synthea").glob("*.json"))]
 
 
 def builder_patients() -> list[PatientBuilder]:
@@ -54,6 +58,17 @@ def builder_patients() -> list[PatientBuilder]:
     p.single("8480-6", 131)
     p.weight(81.5)
     p.pregnancy_status("LA15173-0", "Pregnant")
+    p.phq9(19)
+    p.condition("F32.2", "Severe depression", onset="2024-01", abatement="2025-02-03",
+                note="in remission", recorded=None)
+    p.medication("312938", "sertraline 100 MG Oral Tablet", request=True, supply_days=30,
+                 repeats=3, as_needed=True, reason="depression", dosage="one daily",
+                 note="well tolerated", intent="plan")
+    p.medication("312938", "sertraline", start="2025-01-01", period_end="2025-06-30",
+                 asserted=None, reason="depression")
+    p.dispense("312938", "sertraline 100 MG Oral Tablet", handed_over="2026-05-02",
+               days_supply=30)
+    p.dispense(text="esketamine", handed_over="2026-06-01T10:00:00Z", days_supply=None)
     return [p, PatientBuilder("shape2", normal_vitals=False)]
 
 
@@ -76,6 +91,15 @@ EVERY_ELEMENT = [  # the projected elements no builder writes, each at least onc
     {"resourceType": "Condition", "id": "every-c2", "subject": SUBJECT,
      "code": {"text": "asthma"}, "onsetDateTime": "2010-05-05T10:00:00.123456Z",
      "abatementDateTime": "2012-11-30T23:59:60Z"},
+    {"resourceType": "Condition", "id": "every-c3", "subject": SUBJECT,
+     "code": {"text": "croup"}, "abatementString": "in childhood"},
+    {"resourceType": "Condition", "id": "every-c4", "subject": SUBJECT,
+     "code": {"text": "eczema"}, "abatementRange": {"low": {"value": 5, "unit": "a"},
+                                                    "high": {"value": 7, "unit": "a"}}},
+    {"resourceType": "Condition", "id": "every-c5", "subject": SUBJECT,
+     "code": {"text": "colic"}, "abatementAge": {"value": 1, "unit": "a",
+                                                 "system": "http://unitsofmeasure.org",
+                                                 "code": "a"}},
     {"resourceType": "AllergyIntolerance", "id": "every-a1", "patient": SUBJECT,
      "code": {"text": "ketamine"}, "onsetPeriod": {"end": "2024-12"},
      "recordedDate": "2024-02-29", "note": [{"text": "rash"}],
@@ -97,10 +121,12 @@ EVERY_ELEMENT = [  # the projected elements no builder writes, each at least onc
     {"resourceType": "MedicationStatement", "id": "every-s1", "status": "active",
      "subject": SUBJECT, "medicationReference": {"reference": "Medication/every-m1"},
      "effectiveDateTime": "2025-01", "dateAsserted": "2025-02-01T08:00:00Z", "dosage": DOSAGE,
+     "reasonCode": [{"text": "insomnia"}],
      "note": [{"text": "takes it rarely"}]},
     {"resourceType": "MedicationRequest", "id": "every-r1", "status": "active",
      "intent": "order", "subject": SUBJECT, "medicationCodeableConcept": RXNORM_CC,
      "authoredOn": "2026-05-01T09:30:00Z", "dosageInstruction": DOSAGE,
+     "reasonCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "197480006"}]}],
      "dispenseRequest": {"validityPeriod": {"start": "2026-05-01", "end": "2026-08-01"},
                          "numberOfRepeatsAllowed": 2,
                          "expectedSupplyDuration": {"value": 30, "unit": "days",
@@ -123,7 +149,7 @@ def bundles() -> Iterator[tuple[str, dict[str, Any]]]:
         yield p.pid, p.bundle()
     yield "every-element", {"resourceType": "Bundle", "type": "collection",
                             "entry": [{"resource": r} for r in EVERY_ELEMENT]}
-    for path in DEMO:
+    for path in FILES:
         yield path.name, json.loads(path.read_text(encoding="utf-8"))
     for resources in population(3, observations=40):
         yield resources[0]["id"], {"resourceType": "Bundle", "type": "collection",
@@ -331,9 +357,16 @@ MALFORMED = [  # (resource, element, the problem after "not valid FHIR R4: ", th
       "onsetPeriod": {"start": "2020"}}, "onset[x]: more than one form given", "2020"),
     ({"resourceType": "Medication", "id": "m1", "ingredient": [{"strength": {}}]},
      "ingredient[0].item[x]: required", "strength"),
+    ({"resourceType": "Condition", "id": "c1", "subject": SUBJECT, "abatementString": "2019",
+      "abatementDateTime": "2019"}, "abatement[x]: more than one form given", "2019"),
+    ({"resourceType": "Condition", "id": "c1", "subject": SUBJECT,
+      "abatementRange": {"low": {"value": "5"}}}, "abatementRange.low.value: expected a number",
+     "5"),
+    (MED | {"reasonCode": {"text": "pain"}}, "reasonCode: expected an array", "pain"),
 ]
 
-LAX = {"dispenseRequest.expectedSupplyDuration.value", "dosageInstruction[0].asNeededBoolean"}
+LAX = {"dispenseRequest.expectedSupplyDuration.value", "abatementRange.low.value",
+       "dosageInstruction[0].asNeededBoolean"}
 """What fhir.resources (pydantic's lax mode) took and FHIR's JSON form does not: a number
 written as a string ("30"), a boolean written as a word ("yes")
 (https://hl7.org/fhir/R4/json.html#primitive)."""
@@ -412,15 +445,16 @@ def test_one_bad_entry_costs_only_itself() -> None:
                {"search": {"mode": "include"}, "resource": {"resourceType": "Medication",
                                                              "id": "m9"}}]
     decoded = decode_bundle(json.dumps(good | {"entry": entries}), "test")
+    first = len(good["entry"])
     assert [(p.reference, p.problem) for p in decoded.problems] == [
         ("Observation/o1", "not valid FHIR R4: valueQuantity.value: expected a number"),
         ("urn:uuid:3", "entry has no resource"),
-        ("entry[6]", "entry has no resource"),
-        ("entry[7]", "resource without resourceType")]
+        (f"entry[{first + 3}]", "entry has no resource"),
+        (f"entry[{first + 4}]", "resource without resourceType")]
     kept = [(e.resource.get_resource_type() if e.resource else None, e.mode)
             for e in decoded.entries]
-    assert kept == [("Patient", "match"), ("Observation", "match"), ("Observation", "match"),
-                    ("Encounter", "match"), ("Medication", "include")]
+    assert kept == [(e["resource"]["resourceType"], "match") for e in good["entry"]] + [
+        ("Encounter", "match"), ("Medication", "include")]
 
 
 def test_a_search_page_gives_its_next_link_total_and_modes() -> None:
