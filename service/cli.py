@@ -1,7 +1,9 @@
 """The ``ketamine-screen`` command line: the only place that exits the process.
 
-Exit codes: 0 done; 1 the FHIR server or the network failed; 2 bad input (a file, an argument).
-Errors are one line on stderr, without a traceback and without patient data.
+Exit codes: 0 done; 1 the FHIR server or the network failed; 2 bad input (a file, an argument):
+each error class carries its own (``exit_code`` in :mod:`service.errors`). Errors are one line on
+stderr, without a traceback and without patient data. Every command goes through
+:mod:`service.workflow`.
 """
 
 from __future__ import annotations
@@ -16,22 +18,18 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TextIO
 
-from service import __version__
-from service.config import get_settings
-from service.errors import FhirError, InputError, ServiceError
-from service.fhir.bundle import load_bundle
+from service import __version__, workflow
+from service.clients import FhirClients
+from service.config import Settings, get_settings
+from service.errors import InputError, ServiceError
+from service.population import PopulationSummary
 from service.render.report import text_report
-from service.screening.engine import (
-    PRODUCT_CHOICES,
-    RULESETS,
-    BloodPressurePolicy,
-    screen,
-)
+from service.screening.engine import PRODUCT_CHOICES, RULESETS
 from service.screening.model import RawPatientData, ScreeningResult
 from service.screening.policy import products_asked
 from service.screening.ruleset import check_choice
 
-__all__ = ["main", "parse_as_of"]
+__all__ = ["main", "parse_as_of", "run_population"]
 
 log = logging.getLogger("ketamine_screen")
 
@@ -47,13 +45,8 @@ def parse_as_of(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _policy() -> BloodPressurePolicy:
-    s = get_settings()
-    return BloodPressurePolicy(s.bp_window_days, s.bp_systolic_uncontrolled,
-                               s.bp_diastolic_uncontrolled, s.bp_systolic_elevated,
-                               s.bp_diastolic_elevated, s.bp_systolic_guide_65,
-                               s.bp_diastolic_guide_65, s.eligibility_lookback_days)
-
+def _clients() -> FhirClients:
+    return FhirClients(get_settings())
 
 
 def _emit(result: ScreeningResult, fmt: str, out: TextIO) -> None:
@@ -63,46 +56,62 @@ def _emit(result: ScreeningResult, fmt: str, out: TextIO) -> None:
         out.write(text_report(result))
 
 
-async def _from_server(base: str, patient: str, as_of: datetime) -> RawPatientData:
-    from service.fhir.client import FhirClient
-
-    async with FhirClient(base) as client:
-        return await client.read_patient_data(
-            patient, as_of=as_of, bp_window_days=get_settings().bp_window_days
-        )
+async def _from_server(base: str, patient: str, as_of: datetime, settings: Settings,
+                       args: argparse.Namespace) -> tuple[ScreeningResult, RawPatientData]:
+    async with _clients().plain(base) as client:
+        return await workflow.screen_from_fhir(client, patient, as_of=as_of, settings=settings,
+                                               ruleset=args.ruleset, products=args.product)
 
 
 async def _write_back(base: str, result: ScreeningResult, raw: RawPatientData) -> list[str]:
-    from service.fhir.client import FhirClient
-    from service.fhir.transaction import write_screening
+    async with _clients().plain(base) as client:
+        return await workflow.write_screening_result(client, result, raw)
 
-    async with FhirClient(base) as client:
-        return await write_screening(client, result, versions=raw.versions)
+
+def run_population(fhir_base: str, out: TextIO, *, as_of: datetime, fmt: str = "text",
+                   group: str | None = None, err: TextIO | None = None) -> int:
+    """``screen --all``: NDJSON contracts (``json``) or nothing per patient (``text``), then the
+    summary table (stdout for text, stderr for json)."""
+    err = err or sys.stderr
+    settings = get_settings()
+
+    def emit(result: ScreeningResult) -> None:
+        if fmt == "json":
+            out.write(json.dumps(result.as_contract(), separators=(",", ":")) + "\n")
+
+    async def run() -> PopulationSummary:
+        async with _clients().plain(fhir_base) as client:
+            return await workflow.screen_population(client, as_of=as_of, settings=settings,
+                                                    emit=emit, group=group, progress=err)
+
+    summary = asyncio.run(run())
+    (err if fmt == "json" else out).write(summary.table())
+    return 0
 
 
 def _screen(args: argparse.Namespace, out: TextIO) -> int:
-    as_of = args.as_of or datetime.now(UTC).replace(microsecond=0)
+    as_of = args.as_of or workflow.evaluation_time()
+    settings = get_settings()
     # Bad choices fail before anything is read (ChoiceError is an InputError: exit 2).
-    args.ruleset = check_choice(args.ruleset or get_settings().ruleset, tuple(RULESETS),
-                                "ruleset")
+    args.ruleset = check_choice(args.ruleset or settings.ruleset, tuple(RULESETS), "ruleset")
     products_asked(args.product)
     if args.all or args.group:
-        from service.population import run_population
-
         if not args.fhir_base or args.bundle or args.patient or args.write_back:
             raise InputError("--all/--group need --fhir-base URL, without --bundle, --patient "
                              "or --write-back")
         return run_population(args.fhir_base, out, as_of=as_of, fmt=args.format,
-                              group=args.group, policy=_policy())
+                              group=args.group)
     if args.bundle:
-        raw = load_bundle(Path(args.bundle), args.patient)
+        result, raw = workflow.screen_file(Path(args.bundle), args.patient, as_of=as_of,
+                                           settings=settings, ruleset=args.ruleset,
+                                           products=args.product)
     else:
         if not (args.fhir_base and args.patient):
             raise InputError("screen needs --bundle FILE, or --fhir-base URL with --patient ID")
-        raw = asyncio.run(_from_server(args.fhir_base, args.patient, as_of))
+        result, raw = asyncio.run(_from_server(args.fhir_base, args.patient, as_of, settings,
+                                               args))
     for problem in raw.problems:
         sys.stderr.write(f"ketamine-screen: warning: {problem.reference}: {problem.problem}\n")
-    result = screen(raw, as_of, policy=_policy(), ruleset=args.ruleset, products=args.product)
     _emit(result, args.format, out)
     if args.write_back:
         if not args.fhir_base:
@@ -114,12 +123,8 @@ def _screen(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    from service.demo import demo_patients
-
     as_of = args.as_of or parse_as_of("2026-11-27")
-    for path in demo_patients():
-        result = screen(load_bundle(path), as_of, policy=_policy(),
-                        ruleset=get_settings().ruleset)
+    for path, result in workflow.demo_screenings(as_of=as_of, settings=get_settings()):
         if args.format == "json":
             _emit(result, "json", out)
         else:
@@ -130,12 +135,9 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _publish(args: argparse.Namespace, out: TextIO) -> int:
-    from service.fhir.client import FhirClient
-    from service.fhir.codesystems import publish_codesystems
-
     async def run() -> list[str]:
-        async with FhirClient(args.fhir_base) as client:
-            return await publish_codesystems(client)
+        async with _clients().plain(args.fhir_base) as client:
+            return await workflow.publish_codesystems(client)
 
     for ref in asyncio.run(run()):
         out.write(f"{ref}\n")
@@ -195,12 +197,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args, out or sys.stdout))
-    except InputError as exc:
-        sys.stderr.write(f"ketamine-screen: error: {exc}\n")
-        return 2
-    except FhirError as exc:
-        sys.stderr.write(f"ketamine-screen: error: {exc}\n")
-        return 1
     except ServiceError as exc:
         sys.stderr.write(f"ketamine-screen: error: {exc}\n")
-        return 1
+        return exc.exit_code

@@ -1,29 +1,43 @@
-"""Every error the service raises on purpose.
+"""Every error the service raises on purpose, and what each one answers with.
 
-    ServiceError
-    ├── InputError                 bad data handed to us (a file, a request body)
-    │   └── BundleError            not JSON, not a Bundle, unparseable resources
-    ├── MapError                   a fhir_maps data file is malformed (stops start-up)
-    ├── FhirError                  the FHIR server failed us
-    │   ├── FhirTimeout            no answer within the timeout, retries spent
-    │   ├── FhirUnavailable        5xx / 429 / connection reset after retries
-    │   ├── FhirNotFound           the patient (or another resource) does not exist
-    │   ├── FhirAuthError          401 / 403, with the server's text
-    │   ├── FhirRejected           4xx with an OperationOutcome (e.g. validation on write)
-    │   └── FhirProtocolError      the answer is not the FHIR we asked for (malformed JSON)
-    └── AuthError                  SMART launch / token / API bearer problems
-        ├── LaunchError            bad iss, state, PKCE, callback
-        └── TokenError             missing, expired or insufficient bearer token
+    ServiceError                      503 not-configured   (the base; exit code 1)
+    ├── InputError                    422 input            bad data handed to us (exit code 2)
+    │   └── BundleError               422 input            not JSON, not a Bundle, unparseable
+    ├── MapError                      503 not-configured   a fhir_maps file is malformed (start-up)
+    ├── PrefetchIncomplete            412 http             CDS prefetch lacks records, no server
+    ├── FhirError                     502 fhir-protocol    the FHIR server failed us (``status``:
+    │   │                                                  the server's own HTTP status)
+    │   ├── FhirTimeout               504 fhir-timeout     no answer in time, retries spent
+    │   ├── FhirUnavailable           503 fhir-unavailable 5xx / 429 / connection reset, retried
+    │   ├── FhirNotFound              404 fhir-not-found   ``patient`` set when it is the patient
+    │   ├── FhirAuthError             502 fhir-auth        401 / 403, with the server's text
+    │   ├── FhirRejected              422 / 502 fhir-rejected  422 when the server rejected content
+    │   │                                                  the caller sent (its 400 / 422)
+    │   └── FhirProtocolError         502 fhir-protocol    not the FHIR we asked for
+    └── AuthError                     503 not-configured   not configured for this FHIR server
+        ├── LaunchError               400 launch-failed    bad iss, state, PKCE, callback (page)
+        │   └── TokenEndpointUnavailable  502 launch-failed  the EHR's token endpoint failed
+        └── TokenError                502 upstream-token   no access token from the FHIR server
+            ├── BearerError           400 / 401 / 403      a REST or CDS caller's bearer token
+            │                                              (RFC 6750 code; WWW-Authenticate)
+            └── SessionExpired        401 session          no usable clinician session (page)
 
-Messages never carry PHI: resource ids and request ids only.
+Each class carries what its answer needs: ``http_status``, ``title``, ``problem_type`` (the
+RFC 9457 ``type`` URN's last part), ``page`` (a browser gets an HTML page rather than
+problem+json) and ``exit_code`` for the command line. Context travels as attributes, never in
+the message to be parsed back out. Messages never carry PHI: resource ids and request ids only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
 __all__ = [
+    "PROBLEM_TYPE_BASE",
     "AuthError",
+    "BearerCode",
+    "BearerError",
     "BundleError",
     "FhirAuthError",
     "FhirError",
@@ -35,18 +49,53 @@ __all__ = [
     "InputError",
     "LaunchError",
     "MapError",
+    "PrefetchIncomplete",
     "ServiceError",
+    "SessionExpired",
+    "TokenEndpointUnavailable",
     "TokenError",
+    "problem_body",
     "reported_error",
 ]
+
+PROBLEM_TYPE_BASE = "urn:ketamine-screen:problem:"
+"""Problem ``type`` values are this prefix and the class's ``problem_type``."""
+
+
+def problem_body(status: int, title: str, detail: str, problem_type: str,
+                 request_id: str | None) -> dict[str, Any]:
+    """An RFC 9457 problem details object (``request_id`` is an extension member, section 3.2)."""
+    body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + problem_type, "title": title,
+                            "status": status, "detail": detail}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 class ServiceError(Exception):
     """Base of every deliberate error; ``str(err)`` is safe to show and to log."""
 
+    http_status: int = 503
+    title: str = "Service not configured"
+    problem_type: str = "not-configured"
+    page: bool = False
+    """A browser (``Accept: text/html``) gets the plain error page instead of problem+json."""
+    exit_code: int = 1
+
+    def headers(self) -> dict[str, str]:
+        """Response headers the answer needs (``WWW-Authenticate`` for a bearer error)."""
+        return {}
+
+    def problem(self, request_id: str | None) -> dict[str, Any]:
+        return problem_body(self.http_status, self.title, str(self), self.problem_type,
+                            request_id)
+
 
 class InputError(ServiceError):
-    pass
+    http_status = 422
+    title = "Unusable input"
+    problem_type = "input"
+    exit_code = 2
 
 
 class BundleError(InputError):
@@ -57,30 +106,66 @@ class MapError(ServiceError):
     pass
 
 
+class PrefetchIncomplete(ServiceError):
+    """Prefetch lacks records and the FHIR server cannot supply them (HTTP 412 in CDS Hooks,
+    https://cds-hooks.hl7.org/2.0/#prefetch-template)."""
+
+    http_status = 412
+    title = "Precondition Failed"
+    problem_type = "http"
+
+
 class FhirError(ServiceError):
+    http_status = 502
+    title = "The FHIR server's answer is unusable"
+    problem_type = "fhir-protocol"
+
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        """The FHIR server's HTTP status, when it answered at all."""
 
 
 class FhirTimeout(FhirError):
-    pass
+    http_status = 504
+    title = "The FHIR server did not answer in time"
+    problem_type = "fhir-timeout"
 
 
 class FhirUnavailable(FhirError):
-    pass
+    http_status = 503
+    title = "The FHIR server is unavailable"
+    problem_type = "fhir-unavailable"
 
 
 class FhirNotFound(FhirError):
-    pass
+    http_status = 404
+    title = "Not found on the FHIR server"
+    problem_type = "fhir-not-found"
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 patient: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.patient = patient
+        """The id of the patient being read, when it is the patient who does not exist."""
 
 
 class FhirAuthError(FhirError):
-    pass
+    http_status = 502
+    title = "The FHIR server refused our credentials"
+    problem_type = "fhir-auth"
 
 
 class FhirRejected(FhirError):
-    pass
+    problem_type = "fhir-rejected"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        # The server refused content the caller sent (a 400 or 422): the caller's to fix.
+        caller_data = status in (400, 422)
+        self.http_status = 422 if caller_data else 502
+        self.title = ("The FHIR server rejected the data" if caller_data
+                      else "The FHIR server rejected the request")
 
 
 class FhirProtocolError(FhirError):
@@ -88,15 +173,76 @@ class FhirProtocolError(FhirError):
 
 
 class AuthError(ServiceError):
-    pass
+    title = "Not configured for this FHIR server"
 
 
 class LaunchError(AuthError):
-    pass
+    http_status = 400
+    title = "Launch failed"
+    problem_type = "launch-failed"
+    page = True
+
+
+class TokenEndpointUnavailable(LaunchError):
+    """The EHR's token endpoint did not answer properly (502, not the clinician's fault)."""
+
+    http_status = 502
 
 
 class TokenError(AuthError):
-    pass
+    http_status = 502
+    title = "No access token from the FHIR server"
+    problem_type = "upstream-token"
+
+
+BearerCode = Literal["invalid_request", "invalid_token", "insufficient_scope"]
+_BEARER: dict[str, tuple[int, str]] = {
+    "invalid_request": (400, "Malformed authentication"),
+    "invalid_token": (401, "Authentication required"),
+    "insufficient_scope": (403, "Insufficient scope"),
+}
+
+
+class BearerError(TokenError):
+    """A call to the REST API or a CDS service without a usable bearer token (RFC 6750 section 3).
+
+    ``str(err)`` is the problem's ``detail``: it never contains the token itself.
+    """
+
+    def __init__(self, detail: str, code: BearerCode = "invalid_token", *, scope: str = "",
+                 missing: bool = False) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.scope = scope
+        self.missing = missing
+        """No credentials at all: RFC 6750 says to answer without an ``error`` code then."""
+        self.http_status, self.title = _BEARER[code]
+        self.problem_type = code.replace("_", "-")
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.www_authenticate()}
+
+    def www_authenticate(self) -> str:
+        if self.missing:
+            return 'Bearer realm="ketamine-screen"'
+        value = f'Bearer realm="ketamine-screen", error="{self.code}"'
+        value += f', error_description="{_quote(str(self))}"'
+        if self.scope:
+            value += f', scope="{self.scope}"'
+        return value
+
+
+class SessionExpired(TokenError):
+    """No usable clinician session: missing cookie, unknown launch, or expired authorization."""
+
+    http_status = 401
+    title = "Session required"
+    problem_type = "session"
+    page = True
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', "'")
 
 
 def _leaves(error: BaseException) -> Iterator[BaseException]:

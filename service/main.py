@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from service import __version__
 from service.api.errors import install_errors
-from service.api.routes import cds, health, launch, ruleset, screenings, sessions
-from service.api.routes.pages import install_pages
-from service.auth.web import install_auth
+from service.api.middleware import SecurityHeadersMiddleware
+from service.api.routes import cds, demo, health, launch, pages, ruleset, screenings, sessions
+from service.api.services import build_services
+from service.api.templates import PACKAGE_DIR
 from service.config import Settings, get_settings
 from service.screening.ruleset import load_ruleset
 
@@ -20,13 +22,16 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    services = build_services(settings)
+    if settings.demo:
+        services.page_source = demo.demo_pages(settings, services.page_source)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A malformed map must stop start-up, so it is loaded before the first request.
-        app.state.ruleset = load_ruleset()
+        services.ruleset, _ = load_ruleset()
         yield
-        await app.state.store.close()
+        await services.store.close()
 
     app = FastAPI(
         title="Ketamine screening",
@@ -34,11 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Ketamine / esketamine suitability screening for SMART-on-FHIR EHRs",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    install_auth(app, settings)
-    install_errors(app)
+    app.state.services = services
+    app.add_middleware(SecurityHeadersMiddleware, frame_ancestors=settings.frame_ancestors)
+    install_errors(app)  # after the other middleware: the request id is outermost
     app.include_router(health.router)
-    install_pages(app, settings)
+    app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    app.include_router(pages.router)
+    if settings.demo:
+        app.include_router(demo.router)
     app.include_router(launch.router)
     app.include_router(launch.api_router)
     app.include_router(screenings.router)

@@ -1,5 +1,7 @@
 """Screen every patient on a FHIR server, or every member of a Group, in one run.
 
+The run's reading and bookkeeping; the screening itself is the ``screen`` function that
+``service.workflow.screen_population`` hands in, so policy and settings stay the workflow's.
 Records come from FHIR Bulk Data ``$export`` (service.fhir.bulk). Where the server has no
 ``$export``, the run pages ``Patient?_count=N`` (or reads the Group) and reads each patient the way
 a single screening does (``FhirClient.read_patient_data``), and says so on stderr.
@@ -23,28 +25,22 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from service.config import get_settings
-from service.errors import (
-    BundleError,
-    FhirError,
-    FhirNotFound,
-    FhirProtocolError,
-    reported_error,
-)
+from service.errors import BundleError, FhirError, FhirNotFound, FhirProtocolError, reported_error
 from service.fhir.bulk import BulkExport, Manifest, start_export
 from service.fhir.bundle import parse_bundle
 from service.fhir.client import FhirClient
-from service.fhir.paging import same_origin
-from service.fhir.spill import Spill, reference_id
-from service.screening.engine import BloodPressurePolicy, screen
+from service.fhir.paging import pages
+from service.fhir.references import Ref
+from service.fhir.spill import Spill
 from service.screening.model import RawPatientData, ScreeningResult, Verdict
 
-__all__ = ["PopulationSummary", "Progress", "run_population", "screen_population"]
+__all__ = ["Emit", "PopulationSummary", "Progress", "Screen", "Sleep", "patient_ids",
+           "screen_population"]
 
 log = logging.getLogger(__name__)
 
@@ -124,34 +120,40 @@ class Progress:
 # -- the run --------------------------------------------------------------------------------------
 
 Emit = Callable[[ScreeningResult], None]
+Screen = Callable[[RawPatientData], ScreeningResult]
+"""One patient's records to their result (the workflow's screening, policy and time bound)."""
+Sleep = Callable[[float], Awaitable[None]]
 
 
-async def screen_population(client: FhirClient, *, as_of: datetime, emit: Emit,
-                            group: str | None = None, policy: BloodPressurePolicy | None = None,
-                            progress: TextIO | None = None, spill_dir: str | None = None,
-                            concurrency: int = 4) -> PopulationSummary:
+async def screen_population(client: FhirClient, *, screen: Screen, as_of: datetime,
+                            bp_window_days: int, max_poll_interval: float, emit: Emit,
+                            group: str | None = None, progress: TextIO | None = None,
+                            spill_dir: str | None = None, concurrency: int = 4,
+                            sleep: Sleep = asyncio.sleep) -> PopulationSummary:
     """Screen everyone (or ``group``'s members); ``emit`` gets each result as it is made.
 
     Screening is CPU work done on this event loop: run it from a command line or a worker, not
     inside a web request. FhirError when the server fails (a single patient that vanished between
-    listing and reading is counted as failed instead).
+    listing and reading is counted as failed instead). ``sleep`` spends the waits (export polls,
+    download retries).
     """
     started = time.monotonic()
-    job = await start_export(client, group=group,
-                             max_poll_interval=get_settings().bulk_poll_max_seconds)
+    job = await start_export(client, group=group, max_poll_interval=max_poll_interval,
+                             sleep=sleep)
     if job is None:
         if group:
             await client.read("Group", group)  # an unknown Group is FhirNotFound, not a fallback
         (progress or sys.stderr).write("ketamine-screen: the server offers no Bulk Data $export; "
                                        "reading patient by patient instead (slower)\n")
-        return await _by_search(client, as_of=as_of, emit=emit, group=group, policy=policy,
-                                progress=progress, concurrency=concurrency, started=started)
+        return await _by_search(client, screen=screen, as_of=as_of, window=bp_window_days,
+                                emit=emit, group=group, progress=progress,
+                                concurrency=concurrency, started=started)
     summary = PopulationSummary()
     spill = Spill(spill_dir)
     try:
         try:
             manifest = await job.wait()
-            await _download(job, manifest, spill)
+            await _download(job, manifest, spill, sleep)
         finally:
             await job.delete()  # the server may drop the files, whatever happened
         await _resolve_medications(client, spill)
@@ -168,7 +170,7 @@ async def screen_population(client: FhirClient, *, as_of: datetime, emit: Emit,
                 log.warning("Patient/%s not screened: %s", pid, err)
                 summary.failed += 1
             else:
-                _screen_one(raw, as_of, policy, emit, summary)
+                _screen_one(raw, screen, emit, summary)
             bar.tick()
         bar.close()
         summary.screen_seconds = time.monotonic() - began
@@ -177,16 +179,16 @@ async def screen_population(client: FhirClient, *, as_of: datetime, emit: Emit,
     return summary
 
 
-def _screen_one(raw: RawPatientData, as_of: datetime, policy: BloodPressurePolicy | None,
-                emit: Emit, summary: PopulationSummary) -> None:
-    result = screen(raw, as_of, policy=policy, ruleset=get_settings().ruleset)
+def _screen_one(raw: RawPatientData, screen: Screen, emit: Emit,
+                summary: PopulationSummary) -> None:
+    result = screen(raw)
     summary.patients += 1
     summary.problems += len(raw.problems)
     summary.verdicts[result.verdict.label] += 1
     emit(result)
 
 
-async def _download(job: BulkExport, manifest: Manifest, spill: Spill) -> None:
+async def _download(job: BulkExport, manifest: Manifest, spill: Spill, sleep: Sleep) -> None:
     if manifest.errors:
         log.warning("the export reports %d error file(s)", len(manifest.errors))
     for file in manifest.output:
@@ -199,14 +201,15 @@ async def _download(job: BulkExport, manifest: Manifest, spill: Spill) -> None:
                 if attempt == DOWNLOAD_ATTEMPTS - 1 or isinstance(err, FhirProtocolError):
                     raise
                 log.warning("export file download failed (%s); retrying", err)
-                await asyncio.sleep(0.5 * 2**attempt)
+                await sleep(0.5 * 2**attempt)
             else:
                 spill.commit()
                 break
 
 
 async def _resolve_medications(client: FhirClient, spill: Spill) -> None:
-    """Medications a Group export could not carry: ``_id`` searches, 50 ids at a time."""
+    """Medications a Group export could not carry: ``_id`` searches, MEDICATION_BATCH at a time
+    (service.fhir.quirks: group export types)."""
     ndjson_bytes = spill.bytes
     for ids in spill.missing_medications():
         result = await client.search("Medication", [("_id", ",".join(ids))])
@@ -217,40 +220,36 @@ async def _resolve_medications(client: FhirClient, spill: Spill) -> None:
 
 # -- without $export ----------------------------------------------------------------------------
 
-async def _patient_ids(client: FhirClient, group: str | None) -> Any:
+async def patient_ids(client: FhirClient, group: str | None) -> AsyncIterator[str]:
+    """The ids of ``group``'s members, or of every Patient on the server (paged)."""
     if group:
         members = (await client.read("Group", group)).get("member") or []
         for member in members:
-            pid = reference_id(member.get("entity") if isinstance(member, dict) else None,
-                                "Patient")
-            if pid:
-                yield pid
+            entity = member.get("entity") if isinstance(member, dict) else None
+            ref = Ref.parse(entity.get("reference") if isinstance(entity, dict) else None)
+            if ref is not None and ref.type == "Patient" and ref.id:
+                yield ref.id
         return
-    page = await client.get_json("Patient", [("_count", str(client.page_size)),
-                                             ("_elements", "id")], what="Patient")
-    seen: set[str] = set()
-    while True:
+    first = await client.get_json("Patient", [("_count", str(client.page_size)),
+                                              ("_elements", "id")], what="Patient")
+
+    async def fetch_page(url: str) -> dict[str, Any]:
+        return await client.get_json(url, what="Patient")
+
+    async for page in pages(first, base_url=client.base_url, fetch_page=fetch_page,
+                            what="Patient"):
         for entry in page.get("entry") or []:
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(resource, dict) and isinstance(resource.get("id"), str):
                 yield resource["id"]
-        nxt = next((link.get("url") for link in page.get("link") or []
-                    if isinstance(link, dict) and link.get("relation") == "next"), None)
-        if not isinstance(nxt, str):
-            return
-        if not same_origin(nxt, client.base_url) or nxt in seen:
-            raise FhirProtocolError("Patient search: a next link leaves the server or loops")
-        seen.add(nxt)
-        page = await client.get_json(nxt, what="Patient")
 
 
-async def _by_search(client: FhirClient, *, as_of: datetime, emit: Emit, group: str | None,
-                     policy: BloodPressurePolicy | None, progress: TextIO | None,
+async def _by_search(client: FhirClient, *, screen: Screen, as_of: datetime, window: int,
+                     emit: Emit, group: str | None, progress: TextIO | None,
                      concurrency: int, started: float) -> PopulationSummary:
     summary = PopulationSummary(source="patient search")
     bar = Progress(progress or sys.stderr)
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=2 * concurrency)
-    window = _bp_window(policy)
 
     async def worker() -> None:
         while (pid := await queue.get()) is not None:
@@ -261,14 +260,14 @@ async def _by_search(client: FhirClient, *, as_of: datetime, emit: Emit, group: 
                 summary.failed += 1
             else:
                 summary.records += 1 + len(raw.resources) + len(raw.medications)
-                _screen_one(raw, as_of, policy, emit, summary)
+                _screen_one(raw, screen, emit, summary)
             bar.tick()
 
     try:
         async with asyncio.TaskGroup() as tasks:
             for _ in range(concurrency):
                 tasks.create_task(worker())
-            async for pid in _patient_ids(client, group):
+            async for pid in patient_ids(client, group):
                 await queue.put(pid)
             for _ in range(concurrency):  # a failure cancels this body and the workers alike
                 await queue.put(None)
@@ -278,28 +277,3 @@ async def _by_search(client: FhirClient, *, as_of: datetime, emit: Emit, group: 
     summary.fetch_seconds = 0.0
     summary.screen_seconds = time.monotonic() - started
     return summary
-
-
-def _bp_window(policy: BloodPressurePolicy | None) -> int:
-    return policy.window_days if policy is not None else get_settings().bp_window_days
-
-
-def run_population(fhir_base: str, out: TextIO, *, as_of: datetime, fmt: str = "text",
-                   group: str | None = None, policy: BloodPressurePolicy | None = None,
-                   err: TextIO | None = None) -> int:
-    """The command line's ``screen --all``: NDJSON contracts (``json``) or nothing per patient
-    (``text``), then the summary table (stdout for text, stderr for json)."""
-    err = err or sys.stderr
-
-    def emit(result: ScreeningResult) -> None:
-        if fmt == "json":
-            out.write(json.dumps(result.as_contract(), separators=(",", ":")) + "\n")
-
-    async def run() -> PopulationSummary:
-        async with FhirClient(fhir_base) as client:
-            return await screen_population(client, as_of=as_of, emit=emit, group=group,
-                                           policy=policy, progress=err)
-
-    summary = asyncio.run(run())
-    (err if fmt == "json" else out).write(summary.table())
-    return 0

@@ -1,43 +1,67 @@
-"""The screening workflow shared by the REST API, CDS Hooks and the clinician's pages.
+"""The one orchestrator: read, screen, render, write. Used by the command line, population
+screening, the REST API, CDS Hooks and the clinician's pages alike.
 
-Plain async functions over the pipeline stages (fetch in ``service.fhir``, screen in
-``service.screening``, write in ``service.render``); no web framework here. Parsing a large Bundle
-and screening it are CPU work, so both run in a worker thread and never block the event loop.
+Plain async functions over the pipeline stages: fetch (``service.fhir``), screen
+(``service.screening``), build (``service.render``), and submit (``service.fhir.transaction``).
+No web framework here. Parsing a large Bundle and screening it are CPU work, so both run in a
+worker thread and never block the event loop. The blood-pressure policy and the evaluation time
+are decided here, from the settings, for every caller; the ruleset is the settings' unless a
+caller (the command line's ``--ruleset``) names another.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import anyio.to_thread
-import httpx
 
-from service.auth.backend import BackendServicesAuth
-from service.auth.discovery import SmartDiscovery, normalise_issuer
-from service.auth.scopes import backend_scopes
-from service.errors import AuthError, BundleError, FhirAuthError, InputError, LaunchError
-from service.fhir.bundle import parse_bundle
+from service import population
+from service.config import Settings
+from service.demo import demo_patients
+from service.errors import BundleError
+from service.fhir import codesystems
+from service.fhir.bundle import load_bundle, parse_bundle
 from service.fhir.client import FhirClient
-from service.render.session import SessionInput, SessionWriteResult
-from service.render.session import write_session as _write_session
-from service.render.writeback import write_screening as _write_screening
+from service.fhir.prefetch import PREFETCH, Connect, draft_orders, gather_records
+from service.fhir.record import LOINC
+from service.fhir.references import Ref
+from service.fhir.transaction import TransactionResult, submit
+from service.render.cds import cards_for
+from service.render.charts import PHQ9_TOTAL
+from service.render.session import SESSION_SYSTEM, SessionWrite, build_session_write
+from service.render.session_input import SessionInput
+from service.render.writeback import ScreeningWrite, build_screening_write
 from service.screening.engine import BloodPressurePolicy, screen
 from service.screening.model import RawPatientData, ScreeningResult
-
-if TYPE_CHECKING:
-    from service.config import Settings
+from service.screening.orders import holds_ketamine
+from service.screening.ruleset import load_ruleset
 
 __all__ = [
-    "BackendAccess",
+    "HookCall",
+    "Products",
+    "SessionWritten",
     "bp_policy",
+    "cds_cards",
+    "demo_screenings",
     "evaluation_time",
+    "preview_screening",
+    "preview_session",
+    "publish_codesystems",
+    "read_history",
     "screen_bundle",
+    "screen_file",
     "screen_from_fhir",
+    "screen_population",
     "screen_raw",
+    "screen_records",
+    "write_screening",
     "write_screening_result",
     "write_session",
 ]
@@ -66,13 +90,42 @@ def bp_policy(settings: Settings) -> BloodPressurePolicy:
     )
 
 
-async def screen_raw(raw: RawPatientData, *, as_of: datetime | None,
-                     settings: Settings) -> ScreeningResult:
+# -- Screening ----------------------------------------------------------------------------------
+
+
+Products = str | Iterable[str] | None
+"""``ketamine``, ``esketamine``, ``both`` (None: both)."""
+
+
+def screen_records(raw: RawPatientData, *, as_of: datetime | None, settings: Settings,
+                   ruleset: str | None = None, products: Products = None) -> ScreeningResult:
+    """Screen records already read, on this thread (the command line's way)."""
+    return screen(raw, evaluation_time(as_of), policy=bp_policy(settings),
+                  ruleset=ruleset or settings.ruleset, products=products)
+
+
+async def screen_raw(raw: RawPatientData, *, as_of: datetime | None, settings: Settings,
+                     ruleset: str | None = None, products: Products = None) -> ScreeningResult:
     """Screen records already read (in a worker thread)."""
-    when = evaluation_time(as_of)
-    run = functools.partial(screen, raw, when, policy=bp_policy(settings),
-                            ruleset=settings.ruleset)
+    run = functools.partial(screen_records, raw, as_of=as_of, settings=settings,
+                            ruleset=ruleset, products=products)
     return await anyio.to_thread.run_sync(run)
+
+
+def screen_file(path: Path, patient_id: str | None, *, as_of: datetime | None,
+                settings: Settings, ruleset: str | None = None,
+                products: Products = None) -> tuple[ScreeningResult, RawPatientData]:
+    """A Bundle file, read and screened (BundleError when it cannot be read)."""
+    raw = load_bundle(path, patient_id)
+    return screen_records(raw, as_of=as_of, settings=settings, ruleset=ruleset,
+                          products=products), raw
+
+
+def demo_screenings(*, as_of: datetime,
+                    settings: Settings) -> Iterator[tuple[Path, ScreeningResult]]:
+    """Each embedded demo patient's Bundle and its result."""
+    for path in demo_patients():
+        yield path, screen_file(path, None, as_of=as_of, settings=settings)[0]
 
 
 def _parse_and_screen(data: object, source: str, patient_id: str | None, as_of: datetime,
@@ -103,7 +156,8 @@ async def screen_bundle(data: bytes | Mapping[str, Any] | object, *,
 
 
 async def screen_from_fhir(client: FhirClient, patient_id: str, *, as_of: datetime | None,
-                           settings: Settings) -> tuple[ScreeningResult, RawPatientData]:
+                           settings: Settings, ruleset: str | None = None,
+                           products: Products = None) -> tuple[ScreeningResult, RawPatientData]:
     """Read one patient's records from the FHIR server and screen them.
 
     FHIR failures raise the ``FhirError`` subclasses of :mod:`service.errors`.
@@ -111,87 +165,139 @@ async def screen_from_fhir(client: FhirClient, patient_id: str, *, as_of: dateti
     when = evaluation_time(as_of)
     raw = await client.read_patient_data(patient_id, as_of=when,
                                          bp_window_days=settings.bp_window_days)
-    return await screen_raw(raw, as_of=when, settings=settings), raw
+    return await screen_raw(raw, as_of=when, settings=settings, ruleset=ruleset,
+                            products=products), raw
 
 
-async def write_screening_result(client: FhirClient, result: ScreeningResult,
-                                 raw: RawPatientData, *,
-                                 practitioner: str | None = None) -> list[str]:
-    """Write the result back in one idempotent transaction; ``Type/id`` of each resource."""
-    written = await _write_screening(client, result, versions=raw.versions,
-                                     practitioner=_bare_id(practitioner))
-    return list(written.locations)
+async def screen_population(client: FhirClient, *, as_of: datetime, settings: Settings,
+                            emit: population.Emit, group: str | None = None,
+                            progress: TextIO | None = None, spill_dir: str | None = None,
+                            concurrency: int = 4,
+                            sleep: population.Sleep = asyncio.sleep
+                            ) -> population.PopulationSummary:
+    """Everyone on the server (or ``group``'s members), each screened as of ``as_of``."""
+    policy = bp_policy(settings)
+    return await population.screen_population(
+        client, screen=lambda raw: screen(raw, as_of, policy=policy, ruleset=settings.ruleset),
+        as_of=as_of,
+        bp_window_days=settings.bp_window_days,
+        max_poll_interval=settings.bulk_poll_max_seconds, emit=emit, group=group,
+        progress=progress, spill_dir=spill_dir, concurrency=concurrency, sleep=sleep)
 
 
-async def write_session(client: FhirClient, session: SessionInput, *,
-                        practitioner: str | None = None) -> SessionWriteResult:
-    """Write one treatment session; ``practitioner`` fills in a session that names none."""
-    if practitioner and session.practitioner_id is None:
-        session = session.model_copy(update={"practitioner_id": _bare_id(practitioner)})
-    return await _write_session(client, session)
+# -- Writing back -------------------------------------------------------------------------------
 
 
-def _bare_id(practitioner: str | None) -> str | None:
+def _practitioner_id(practitioner: str | None) -> str | None:
     """``123``, ``Practitioner/123`` or a URL to it -> ``123``; another resource type -> None.
 
     A SMART ``fhirUser`` may name a Patient or a RelatedPerson: they are not recorded as authors.
     """
     if not practitioner:
         return None
-    parts = practitioner.rstrip("/").split("/")
-    if len(parts) == 1:
-        return parts[0]
-    return parts[-1] if parts[-2] == "Practitioner" else None
+    if "/" not in practitioner.rstrip("/"):
+        return practitioner.rstrip("/")
+    ref = Ref.parse(practitioner)
+    return ref.id if ref is not None and ref.type == "Practitioner" else None
 
 
-class BackendAccess:
-    """FHIR clients for calls without a user (the REST API), over SMART Backend Services.
+def preview_screening(result: ScreeningResult, raw: RawPatientData) -> ScreeningWrite:
+    """What :func:`write_screening_result` would send (the demo shows it instead)."""
+    return build_screening_write(result, versions=raw.versions)
 
-    One ``BackendServicesAuth`` per (server, read or write) for the process, so tokens are reused
-    until shortly before they expire. Only servers in ``KETAMINE_ALLOWED_ISSUERS`` are ever
-    contacted. With no client credentials configured (a test server without auth), requests go
-    out without a token.
-    """
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._discovery = SmartDiscovery(ttl_seconds=settings.discovery_ttl_seconds,
-                                         timeout=settings.fhir_timeout_seconds)
-        self._auth: dict[tuple[str, bool], BackendServicesAuth] = {}
+async def write_screening(client: FhirClient, result: ScreeningResult, *,
+                          versions: Mapping[str, str] | None = None,
+                          practitioner: str | None = None) -> TransactionResult:
+    """Write ``result`` back as one transaction; a repeat finds the first write and adds nothing."""
+    write = build_screening_write(result, versions=versions,
+                                  practitioner=_practitioner_id(practitioner))
+    return await submit(client, write.bundle())
 
-    def issuer(self, fhir_base: str | None) -> str:
-        """``fhir_base`` when it is allowed, else the first allowed server; InputError otherwise."""
-        allowed = [normalise_issuer(a) for a in self.settings.allowed_issuers]
-        if not allowed:
-            raise AuthError("No FHIR server is configured (KETAMINE_ALLOWED_ISSUERS).")
-        if fhir_base is None:
-            return allowed[0]
-        wanted = normalise_issuer(fhir_base)
-        if wanted not in allowed:
-            raise InputError("fhir_base is not one of the FHIR servers this service may use.")
-        return wanted
 
-    def client(self, iss: str, auth: httpx.Auth | None, *,
-               request_id: str | None = None) -> FhirClient:
-        return FhirClient(iss, settings=self.settings, auth=auth, request_id=request_id)
+async def write_screening_result(client: FhirClient, result: ScreeningResult,
+                                 raw: RawPatientData, *,
+                                 practitioner: str | None = None) -> list[str]:
+    """Write the result back in one idempotent transaction; ``Type/id`` of each resource."""
+    written = await write_screening(client, result, versions=raw.versions,
+                                    practitioner=practitioner)
+    return list(written.locations)
 
-    async def auth_for(self, iss: str, *, write: bool = False) -> httpx.Auth | None:
-        if self.settings.private_key_file is None and not self.settings.client_secret:
-            return None
-        key = (iss, write)
-        if key not in self._auth:
-            try:
-                config = await self._discovery.get(iss)
-            except LaunchError as err:
-                raise FhirAuthError(f"SMART discovery failed: {err}") from None
-            scope = backend_scopes(v2=config.supports_v2_scopes, write=write)
-            self._auth[key] = BackendServicesAuth(self.settings, config.token_endpoint,
-                                                  scope=scope)
-        return self._auth[key]
 
-    async def open(self, fhir_base: str | None, *, write: bool = False,
-                   request_id: str | None = None) -> FhirClient:
-        """A client for an allowed server; use it as ``async with``. ``request_id``: the
-        ``X-Request-ID`` to send (see FhirClient)."""
-        iss = self.issuer(fhir_base)
-        return self.client(iss, await self.auth_for(iss, write=write), request_id=request_id)
+@dataclass(frozen=True, slots=True)
+class SessionWritten:
+    result: TransactionResult
+    warnings: list[str]
+
+
+def _with_practitioner(session: SessionInput, practitioner: str | None) -> SessionInput:
+    """``practitioner`` fills in a session that names none."""
+    if practitioner and session.practitioner_id is None:
+        return session.model_copy(update={"practitioner_id": _practitioner_id(practitioner)})
+    return session
+
+
+def preview_session(session: SessionInput) -> SessionWrite:
+    """What :func:`write_session` would send (the demo shows it instead)."""
+    return build_session_write(session)
+
+
+async def write_session(client: FhirClient, session: SessionInput, *,
+                        practitioner: str | None = None) -> SessionWritten:
+    """Write one treatment session as one transaction; sending it again adds nothing."""
+    write = build_session_write(_with_practitioner(session, practitioner))
+    return SessionWritten(await submit(client, write.bundle()), write.warnings)
+
+
+async def publish_codesystems(client: FhirClient) -> list[str]:
+    """The project's CodeSystems on the server (conditional updates); ``CodeSystem/<id>`` each."""
+    return await codesystems.publish_codesystems(client)
+
+
+# -- The pages' treatment history ---------------------------------------------------------------
+
+
+async def read_history(client: FhirClient, patient_id: str) -> list[dict[str, Any]]:
+    """PHQ-9 totals and this app's session BP panels (FhirError when the server fails)."""
+    patient = ("patient", f"Patient/{patient_id}")
+    found = await asyncio.gather(
+        client.search("Observation", [patient, ("code", f"{LOINC}|{PHQ9_TOTAL}")]),
+        client.search("Observation", [patient, ("code", f"{LOINC}|85354-9"),
+                                      ("identifier", f"{SESSION_SYSTEM}|")]))
+    return [r for result in found for r in result.matches]
+
+
+# -- CDS Hooks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HookCall:
+    """What the workflow needs of a CDS hook request."""
+
+    patient_id: str
+    hook_instance: str
+    orders: Mapping[str, Any]
+    selections: Sequence[str] | None
+    prefetch: Mapping[str, Any] | None
+
+
+def _orders_hold_ketamine(call: HookCall) -> bool:
+    return holds_ketamine(draft_orders(call.orders, call.selections, call.patient_id))
+
+
+async def cds_cards(call: HookCall, *, connect: Connect,
+                    settings: Settings) -> tuple[list[dict[str, Any]], ScreeningResult | None]:
+    """The cards for one hook call, and the result behind them (None: no ketamine order, no
+    cards). ``connect`` makes the client for what the prefetch lacks; PrefetchIncomplete when
+    records stay missing."""
+    if not await anyio.to_thread.run_sync(_orders_hold_ketamine, call):
+        return [], None
+    entries = await gather_records(call.prefetch, PREFETCH, call.patient_id, connect=connect)
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"resource": r} for r in entries]}
+    result, _ = await screen_bundle(bundle, source="prefetch", patient_id=call.patient_id,
+                                    as_of=None, settings=settings)
+    ruleset, _ = load_ruleset(settings.ruleset)
+    cards = cards_for(result, hook_instance=call.hook_instance, base_url=settings.base_url,
+                      sources=ruleset.sources)
+    return cards, result

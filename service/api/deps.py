@@ -6,35 +6,42 @@ Every route needs credentials except the few listed in :data:`PUBLIC_ROUTES`
 * REST API routes take a bearer JWT: declare ``caller: RequireScreen`` (scope ``ketamine.screen``)
   or ``caller: RequireWrite`` (scope ``ketamine.write``) as a parameter, or
   ``dependencies=[Depends(require_scope("..."))]`` on the router.
-* Clinician pages take the launch cookie: ``launch: RequireSession``.
+* Clinician pages take the launch cookie: ``launch: RequireSession``, and their data from
+  ``source: PageData``.
+* CDS services take the CDS client's JWT: ``client: VerifiedCdsClient``.
+
+The app's services (:class:`~service.api.services.AppServices`) come as ``services: Services``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.auth.api_tokens import ApiTokenVerifier, Caller
+from service.api.services import AppServices, services_of
+from service.api.sources import Source
+from service.auth.api_tokens import Caller
+from service.auth.cds_client import CdsCaller, cds_bearer_token
 from service.auth.cookies import browser_id
-from service.auth.problems import BearerError
 from service.auth.scopes import API_SCOPES, SCOPE_SCREEN, SCOPE_WRITE
-from service.auth.session import SessionExpired, SmartSession, fresh_session, session_key
-from service.auth.smart import SmartApp
+from service.auth.session import ActiveLaunch, fresh_session, session_key
 from service.config import Settings
+from service.errors import BearerError, SessionExpired
 
 __all__ = [
     "PUBLIC_PREFIXES",
     "PUBLIC_ROUTES",
-    "ActiveLaunch",
-    "Caller",
+    "AppSettings",
     "CurrentCaller",
+    "PageSourceDep",
     "RequireScreen",
     "RequireSession",
     "RequireWrite",
+    "Services",
+    "VerifiedCdsClient",
     "is_public",
     "require_scope",
 ]
@@ -68,6 +75,19 @@ def is_public(method: str, path: str) -> bool:
     return any(path.startswith(p) and method in m for p, m in PUBLIC_PREFIXES.items())
 
 
+def _services(request: Request) -> AppServices:
+    return services_of(request.app)
+
+
+Services = Annotated[AppServices, Depends(_services)]
+
+
+def _settings(services: Services) -> Settings:
+    return services.settings
+
+
+AppSettings = Annotated[Settings, Depends(_settings)]
+
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
@@ -78,14 +98,14 @@ _bearer = HTTPBearer(
 
 async def current_caller(
     request: Request,
+    services: Services,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     if credentials is None:
         if request.headers.get("authorization"):
             raise BearerError("Only 'Authorization: Bearer <JWT>' is accepted.")
         raise BearerError("This API needs a bearer token.", missing=True)
-    verifier: ApiTokenVerifier = request.app.state.api_tokens
-    return await verifier.verify(credentials.credentials)
+    return await services.api_tokens.verify(credentials.credentials)
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
@@ -108,26 +128,43 @@ RequireScreen = Annotated[Caller, Depends(require_scope(SCOPE_SCREEN))]
 RequireWrite = Annotated[Caller, Depends(require_scope(SCOPE_WRITE))]
 
 
-@dataclass(frozen=True, slots=True)
-class ActiveLaunch:
-    """A clinician's launch: the session (tokens fresh for a minute) and its store key."""
-
-    key: str
-    handle: str
-    session: SmartSession
-
-
 async def current_launch(
     request: Request,
+    services: Services,
     ctx: Annotated[str | None, Query(max_length=64, description="launch handle")] = None,
 ) -> ActiveLaunch:
-    settings: Settings = request.app.state.settings
-    bid = browser_id(request, settings)
+    bid = browser_id(request, services.settings)
     if bid is None or not ctx:
         raise SessionExpired("No active launch in this browser; open the app from the EHR.")
-    smart: SmartApp = request.app.state.smart
     key = session_key(bid, ctx)
-    return ActiveLaunch(key=key, handle=ctx, session=await fresh_session(smart, key))
+    return ActiveLaunch(key=key, handle=ctx, session=await fresh_session(services.smart, key))
 
 
 RequireSession = Annotated[ActiveLaunch, Depends(current_launch)]
+
+
+def _page_source(services: Services, launch: RequireSession) -> Source:
+    return services.page_source(launch)
+
+
+PageSourceDep = Annotated[Source, Depends(_page_source)]
+"""Where this launch's pages read and write (the EHR, or a demo Bundle)."""
+
+
+def _cds_audiences(request: Request, settings: Settings) -> list[str]:
+    """This endpoint's URL; for ``.../feedback``, the service's URL is accepted as well."""
+    base = str(settings.base_url).rstrip("/")
+    path = request.url.path
+    audiences = [base + path]
+    if path.endswith("/feedback"):
+        audiences.append(base + path.removesuffix("/feedback"))
+    return audiences
+
+
+async def verified_cds_client(request: Request, services: Services) -> CdsCaller:
+    """The CDS client whose JWT passed every check, or a 401 problem (BearerError)."""
+    token = cds_bearer_token(request.headers.get("authorization", ""))
+    return await services.cds_jwt.verify(token, _cds_audiences(request, services.settings))
+
+
+VerifiedCdsClient = Annotated[CdsCaller, Depends(verified_cds_client)]

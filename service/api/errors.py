@@ -1,29 +1,23 @@
-"""Every error the API answers with is RFC 9457 ``application/problem+json``, with a request id.
+"""How errors are answered: RFC 9457 ``application/problem+json`` with a request id, or, for a
+clinician's browser meeting a launch or session error, a plain HTML page.
 
-    ServiceError subclass          status
-    ├── InputError / BundleError   422  the caller's data cannot be used
-    ├── FhirNotFound               404
-    ├── FhirAuthError              502  the EHR refused our credentials (its text quoted)
-    ├── FhirUnavailable            503
-    ├── FhirTimeout                504
-    ├── FhirRejected               422 when the EHR rejected content the caller sent, else 502
-    ├── FhirProtocolError, other   502
-    ├── TokenError (not Bearer)    502  the EHR's token endpoint refused us
-    └── AuthError, MapError        503  this deployment is not configured for the call
-    RequestValidationError         422  with ``errors``: where and what, never the input itself
-
-Bearer and launch errors keep the handlers of :mod:`service.auth.web`; all problem bodies get
-``request_id`` from :class:`RequestIdMiddleware` (https://www.rfc-editor.org/rfc/rfc9457#section-3.2
-allows extension members). Logs carry ids and classes only, never record contents.
+Every deliberate error is a :class:`service.errors.ServiceError` and carries its own status, title
+and problem type (the tree is drawn in :mod:`service.errors`): :func:`answer_error` is the one
+handler for all of them. Request validation (422, with ``errors``: where and what, never the input
+itself) and ``HTTPException`` answer problem+json on the API paths and FastAPI's defaults
+elsewhere; anything unexpected is a 500 problem. The request id comes from
+:class:`service.api.middleware.RequestIdMiddleware` (``X-Request-ID`` on every response) and is
+put into the body where the body is built (https://www.rfc-editor.org/rfc/rfc9457#section-3.2
+allows extension members).
+Logs carry ids and classes only, never record contents.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-import uuid
-from contextvars import ContextVar
+from html import escape
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import (
@@ -31,66 +25,50 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.auth.problems import PROBLEM_JSON, problem
-from service.errors import (
-    AuthError,
-    FhirAuthError,
-    FhirError,
-    FhirNotFound,
-    FhirRejected,
-    FhirTimeout,
-    FhirUnavailable,
-    InputError,
-    ServiceError,
-    TokenError,
+from service.api.middleware import (
+    PROBLEM_JSON,
+    REQUEST_ID_HEADER,
+    RequestIdMiddleware,
+    current_request_id,
+    request_id_of,
 )
+from service.errors import ServiceError, problem_body
 
-__all__ = ["RequestIdMiddleware", "current_request_id", "install_errors", "service_error_status"]
+__all__ = ["answer_error", "install_errors", "problem_response"]
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _API_PREFIXES = ("/api/", "/cds-services")
-current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
-"""The id of the request being served (``-`` outside a request), for log lines."""
 
 
-def service_error_status(exc: ServiceError) -> tuple[int, str, str]:
-    """(status, title, slug) of a ServiceError."""
-    if isinstance(exc, InputError):
-        return 422, "Unusable input", "input"
-    if isinstance(exc, FhirNotFound):
-        return 404, "Not found on the FHIR server", "fhir-not-found"
-    if isinstance(exc, FhirAuthError):
-        return 502, "The FHIR server refused our credentials", "fhir-auth"
-    if isinstance(exc, FhirTimeout):
-        return 504, "The FHIR server did not answer in time", "fhir-timeout"
-    if isinstance(exc, FhirUnavailable):
-        return 503, "The FHIR server is unavailable", "fhir-unavailable"
-    if isinstance(exc, FhirRejected):
-        if exc.status in (400, 422):
-            return 422, "The FHIR server rejected the data", "fhir-rejected"
-        return 502, "The FHIR server rejected the request", "fhir-rejected"
-    if isinstance(exc, FhirError):
-        return 502, "The FHIR server's answer is unusable", "fhir-protocol"
-    if isinstance(exc, TokenError):
-        return 502, "No access token from the FHIR server", "upstream-token"
-    if isinstance(exc, AuthError):
-        return 503, "Not configured for this FHIR server", "not-configured"
-    return 503, "Service not configured", "not-configured"
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=int(body["status"]), media_type=PROBLEM_JSON,
+                        headers=headers)
 
 
-async def _service_error(request: Request, exc: Exception) -> Response:
+def _error_page(err: ServiceError) -> HTMLResponse:
+    """The plain page a clinician sees when a launch fails or the session is gone."""
+    body = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>Launch failed</title></head><body><h1>The app could not be launched</h1>"
+        f"<p id='problem'>{escape(str(err))}</p>"
+        "<p>Close this window and launch the app again from the patient's chart.</p>"
+        "</body></html>"
+    )
+    return HTMLResponse(body, status_code=err.http_status)
+
+
+async def answer_error(request: Request, exc: Exception) -> Response:
+    """The one handler for every ServiceError: problem+json, or the HTML page for a browser."""
     assert isinstance(exc, ServiceError)  # noqa: S101 - registered for ServiceError only
-    status, title, slug = service_error_status(exc)
-    log.warning("%s %s -> %d %s (request %s)", request.method, request.url.path, status,
-                type(exc).__name__, current_request_id.get())
-    return problem(status, title, str(exc), slug)
+    log.warning("%s %s -> %d %s (request %s)", request.method, request.url.path,
+                exc.http_status, type(exc).__name__, current_request_id.get())
+    if exc.page and "text/html" in request.headers.get("accept", ""):
+        return _error_page(exc)
+    return problem_response(exc.problem(request_id_of(request.scope)), exc.headers())
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -101,95 +79,41 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
                "type": str(e.get("type", ""))} for e in exc.errors()]
     detail = "; ".join(".".join(str(p) for p in e.get("loc", ())) + f": {e.get('msg', '')}"
                        for e in exc.errors()[:5])
-    response = problem(422, "Invalid request", detail or "The request is not valid.",
-                       "validation")
-    body = json.loads(bytes(response.body))
+    body = problem_body(422, "Invalid request", detail or "The request is not valid.",
+                        "validation", request_id_of(request.scope))
     body["errors"] = errors
-    return Response(json.dumps(body), status_code=422, media_type=PROBLEM_JSON)
+    return problem_response(body)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
     if not request.url.path.startswith(_API_PREFIXES):
         return await http_exception_handler(request, exc)
-    return problem(exc.status_code, _reason(exc.status_code), str(exc.detail), "http",
-                   headers=dict(exc.headers or {}))
+    body = problem_body(exc.status_code, _reason(exc.status_code), str(exc.detail), "http",
+                        request_id_of(request.scope))
+    return problem_response(body, dict(exc.headers or {}))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette answers this one outside every middleware, so the id header is set here.
+    rid = request_id_of(request.scope)
     log.error("%s %s failed with %s (request %s)", request.method, request.url.path,
-              type(exc).__name__, current_request_id.get(), exc_info=exc)
-    return problem(500, "Internal error", "The service failed; quote the request id.", "internal")
+              type(exc).__name__, rid, exc_info=exc)
+    body = problem_body(500, "Internal error", "The service failed; quote the request id.",
+                        "internal", rid)
+    return problem_response(body, {REQUEST_ID_HEADER: rid} if rid else None)
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
 
 
-class RequestIdMiddleware:
-    """``X-Request-ID`` on every response (the caller's when well-formed, else a new one), and
-    ``request_id`` in every problem+json body."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        token = current_request_id.set(request_id)
-        pending: list[Message] = []
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", [])
-                           if k.lower() != b"x-request-id"]
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
-                if dict(headers).get(b"content-type", b"").startswith(PROBLEM_JSON.encode()):
-                    pending.append(message)
-                    return
-            elif message["type"] == "http.response.body" and pending:
-                pending.append(message)
-                if message.get("more_body", False):
-                    return
-                await _send_problem(send, pending, request_id)
-                return
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            current_request_id.reset(token)
-
-
-async def _send_problem(send: Send, messages: list[Message], request_id: str) -> None:
-    start, bodies = messages[0], messages[1:]
-    raw = b"".join(m.get("body", b"") for m in bodies)
-    try:
-        body = json.loads(raw)
-        if isinstance(body, dict):
-            body.setdefault("request_id", request_id)
-            raw = json.dumps(body).encode()
-    except ValueError:
-        pass
-    start["headers"] = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-    start["headers"].append((b"content-length", str(len(raw)).encode()))
-    await send(start)
-    await send({"type": "http.response.body", "body": raw})
-
-
 def install_errors(app: FastAPI) -> None:
-    """Call once from ``create_app``, after ``install_auth`` (so the request id is outermost)."""
-    app.add_exception_handler(ServiceError, _service_error)
+    """Call once from ``create_app``, after the other middleware (the request id is outermost)."""
+    app.add_exception_handler(ServiceError, answer_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -8,15 +8,15 @@
     client_auth.py  how we authenticate at a token endpoint (secret or private_key_jwt)
     api_tokens.py   bearer JWTs for our own REST API -> ``Caller``
     scopes.py       scopes we ask for and the API scopes we grant meaning to
-    headers.py      CSP frame-ancestors and other security headers; no tokens in URLs
-    web.py          ``install_auth(app, settings)``
+    cds_client.py   the CDS client's JWT (CDS Hooks 2.0 "trusting CDS clients")
+    jwks.py         remote JWK Sets, cached
+    smart.py        the SMART client's shared parts (store, discovery, JWKS caches)
 """
 
 from service.auth.api_tokens import Caller
 from service.auth.backend import BackendServicesAuth
 from service.auth.scopes import API_SCOPES, SCOPE_SCREEN, SCOPE_WRITE
 from service.auth.session import SessionAuth, SmartSession
-from service.auth.web import install_auth
 
 __all__ = [
     "API_SCOPES",
@@ -26,5 +26,4 @@ __all__ = [
     "Caller",
     "SessionAuth",
     "SmartSession",
-    "install_auth",
 ]

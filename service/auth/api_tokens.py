@@ -15,9 +15,8 @@ from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, Miss
 from joserfc.jwt import JWTClaimsRegistry
 
 from service.auth.jwks import JwksCache
-from service.auth.problems import BearerError
 from service.config import Settings
-from service.errors import TokenError
+from service.errors import BearerError, TokenError
 
 __all__ = ["ApiTokenVerifier", "Caller", "validate_claims"]
 

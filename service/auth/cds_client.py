@@ -1,8 +1,8 @@
 """The CDS client's JWT (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients).
 
 A CDS client (the EHR) calls a CDS service with ``Authorization: Bearer <JWT>``, signed with a
-key from the JWK Set at the JWT's ``jku``. :class:`CdsJwtVerifier` checks it;
-:func:`verify_cds_client` is the FastAPI dependency that builds one per app and calls it.
+key from the JWK Set at the JWT's ``jku``. :class:`CdsJwtVerifier` checks it (one per app, in
+the app's services; ``service.api.deps.VerifiedCdsClient`` is the dependency that calls it).
 """
 
 from __future__ import annotations
@@ -12,21 +12,18 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from fastapi import Request
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 
 from service.auth.api_tokens import LEEWAY_SECONDS, validate_claims
-from service.auth.discovery import normalise_issuer
 from service.auth.jwks import ASYMMETRIC_ALGS, JwksCache
-from service.auth.problems import BearerError
 from service.config import Settings
-from service.errors import TokenError
-from service.fhir.paging import same_origin
+from service.errors import BearerError, TokenError
 from service.state.base import SessionStore
+from service.urls import normalise_issuer, same_origin
 
-__all__ = ["CdsCaller", "CdsJwtVerifier", "jku_allowed", "verify_cds_client"]
+__all__ = ["CdsCaller", "CdsJwtVerifier", "cds_bearer_token", "jku_allowed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,27 +108,11 @@ def jku_allowed(jku: str, iss: str) -> bool:
     return same_origin(jku, iss)
 
 
-def _audiences(request: Request) -> list[str]:
-    """This endpoint's URL; for ``.../feedback``, the service's URL is accepted as well."""
-    base = str(request.app.state.settings.base_url).rstrip("/")
-    path = request.url.path
-    audiences = [base + path]
-    if path.endswith("/feedback"):
-        audiences.append(base + path.removesuffix("/feedback"))
-    return audiences
-
-
-async def verify_cds_client(request: Request) -> CdsCaller:
-    """FastAPI dependency: the verified CDS client, or a 401 problem (BearerError)."""
-    header = request.headers.get("authorization", "")
+def cds_bearer_token(header: str) -> str:
+    """The JWT of an ``Authorization`` header; BearerError when there is none."""
     scheme, _, token = header.partition(" ")
     if not header:
         raise BearerError("A CDS client must send its JWT as a bearer token.", missing=True)
     if scheme.lower() != "bearer" or not token.strip():
         raise BearerError("Only 'Authorization: Bearer <JWT>' is accepted.")
-    verifier: CdsJwtVerifier | None = getattr(request.app.state, "cds_jwt", None)
-    if verifier is None:
-        verifier = CdsJwtVerifier(request.app.state.settings,
-                                  getattr(request.app.state, "store", None))
-        request.app.state.cds_jwt = verifier
-    return await verifier.verify(token.strip(), _audiences(request))
+    return token.strip()

@@ -14,22 +14,19 @@ from typing import Any
 import httpx
 
 from service.errors import LaunchError
+from service.urls import trusted
 
-__all__ = ["SmartConfig", "SmartDiscovery", "check_issuer", "normalise_issuer"]
+__all__ = ["SmartConfig", "SmartDiscovery", "check_issuer"]
 
 _OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
-
-
-def normalise_issuer(iss: str) -> str:
-    return iss.strip().rstrip("/")
 
 
 def check_issuer(iss: str | None, allowed: list[str]) -> str:
     """The normalised ``iss`` when it is one we are configured to trust; never fetch any other."""
     if not iss:
         raise LaunchError("The launch carries no 'iss' (FHIR server) parameter.")
-    wanted = normalise_issuer(iss)
-    if wanted not in {normalise_issuer(a) for a in allowed}:
+    wanted = trusted(iss, allowed)
+    if wanted is None:
         raise LaunchError(
             "This FHIR server is not one this app is configured to trust "
             "(add it to KETAMINE_ALLOWED_ISSUERS)."

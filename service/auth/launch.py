@@ -25,20 +25,15 @@ from service.auth.idtoken import verify_id_token
 from service.auth.scopes import user_scopes
 from service.auth.session import SmartSession, session_key
 from service.auth.smart import SmartApp
-from service.errors import LaunchError
+from service.errors import LaunchError, TokenEndpointUnavailable
 
-__all__ = ["LAUNCH_TTL_SECONDS", "CompletedLaunch", "TokenEndpointUnavailable",
-           "begin_launch", "complete_launch"]
+__all__ = ["LAUNCH_TTL_SECONDS", "CompletedLaunch", "begin_launch", "complete_launch"]
 
 log = logging.getLogger(__name__)
 
 LAUNCH_TTL_SECONDS = 600
 """A pending launch (state, PKCE verifier, nonce) lives ten minutes and is used once."""
 _ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
-
-
-class TokenEndpointUnavailable(LaunchError):
-    """The EHR's token endpoint did not answer properly (502, not the clinician's fault)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,15 +20,15 @@ import httpx
 from authlib.integrations.base_client import OAuthError
 
 from service.auth.client_auth import oauth_client
-from service.errors import TokenError
+from service.errors import SessionExpired
 
 if TYPE_CHECKING:
     from service.auth.smart import SmartApp
 
 __all__ = [
     "REFRESH_MARGIN_SECONDS",
+    "ActiveLaunch",
     "SessionAuth",
-    "SessionExpired",
     "SmartSession",
     "fresh_session",
     "session_key",
@@ -37,10 +37,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN_SECONDS = 60
-
-
-class SessionExpired(TokenError):
-    """No usable clinician session: missing cookie, unknown launch, or expired authorization."""
 
 
 def session_key(browser_id: str, handle: str) -> str:
@@ -104,6 +100,15 @@ class SmartSession:
         """Inside the refresh margin: a minute, or half the lifetime of a short-lived token."""
         margin = min(REFRESH_MARGIN_SECONDS, (self.expires_at - self.issued_at) / 2)
         return self.expires_at - margin <= time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveLaunch:
+    """A clinician's launch: the session (tokens fresh for a minute) and its store key."""
+
+    key: str
+    handle: str
+    session: SmartSession
 
 
 class SessionAuth(httpx.Auth):

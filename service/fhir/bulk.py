@@ -15,10 +15,10 @@ A server that does not offer ``$export`` (no ``export`` operation in its Capabil
 404/405/501 on kick-off) makes :func:`start_export` return ``None``; the caller then pages
 ``Patient`` instead (service.population).
 
-Vendor quirks: HAPI answers every status poll with ``Retry-After: 120`` whatever the job's size,
-so the wait is capped (``max_poll_interval``). HAPI refuses ``Medication`` in a *Group* export
-(HAPI-0512: not in the patient compartment), so group exports ask only for patient-compartment
-types and the caller resolves referenced Medications with ``_id`` searches.
+Server quirks met here (the poll wait, Group export types, the statement's size, servers without
+``$export``) are listed in :mod:`service.fhir.quirks`. Every request goes through the client's
+public :meth:`~service.fhir.client.FhirClient.send` / ``stream``: the same session, auth, limits
+and retries as the searches.
 """
 
 from __future__ import annotations
@@ -32,16 +32,12 @@ from typing import Any
 
 import httpx
 
-from service.errors import (
-    FhirNotFound,
-    FhirProtocolError,
-    FhirRejected,
-    FhirTimeout,
-    FhirUnavailable,
-)
+from service.errors import FhirError, FhirProtocolError, FhirTimeout, FhirUnavailable
+from service.fhir import quirks
 from service.fhir.client import FhirClient
-from service.fhir.http import check_response, retry_after_seconds, send_with_retry
-from service.fhir.paging import same_origin
+from service.fhir.http import check_response, retry_after_seconds
+from service.fhir.references import SCREENED_TYPES
+from service.urls import same_origin
 
 __all__ = [
     "EXPORT_TYPES",
@@ -55,15 +51,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-GROUP_EXPORT_TYPES = ("Patient", "Condition", "MedicationStatement", "MedicationRequest",
-                      "AllergyIntolerance", "Observation")
-"""What screening reads: the patient-compartment types (a Group export may ask only these)."""
-EXPORT_TYPES = (*GROUP_EXPORT_TYPES, "Medication")
-"""A system export also brings the Medications that medication records reference."""
+EXPORT_TYPES = ("Patient", *SCREENED_TYPES, "Medication")
+"""What screening reads, and the Medications that medication records reference."""
+GROUP_EXPORT_TYPES = tuple(t for t in EXPORT_TYPES if t not in quirks.GROUP_EXPORT_EXCLUDES)
+"""What a Group export may ask for: the patient-compartment types."""
 NDJSON = "application/fhir+ndjson"
-UNSUPPORTED = frozenset({404, 405, 501})
-"""Kick-off answers that mean "no $export here" (a 404 on a Group may also mean no such Group:
-the fallback's Group read then says so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +97,12 @@ async def start_export(
     client: FhirClient, *, group: str | None = None, types: Sequence[str] | None = None,
     since: str | None = None, max_poll_interval: float = 5.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> BulkExport | None:
     """Kick off a system (or Group) export; ``None`` when the server does not offer one."""
     try:
-        # The summary form still lists operations; HAPI's full statement is 1.5 MB of JSON.
-        statement = await client.get_json("metadata", [("_summary", "true")], what="metadata")
-    except (FhirNotFound, FhirRejected, FhirProtocolError):
+        statement = await client.get_json("metadata", quirks.SUMMARY_STATEMENT, what="metadata")
+    except quirks.STATEMENT_FAILURES:
         statement = {}  # no usable statement: try the kick-off and see
     if statement and not export_operation_listed(statement, group is not None):
         log.info("the CapabilityStatement lists no export operation")
@@ -120,12 +112,11 @@ async def start_export(
     if since:
         params["_since"] = since
     url = f"Group/{group}/$export" if group else "$export"
-    request = client._http.build_request(  # the client's session: same auth, same limits
-        "GET", url, params=params,
+    response = await client.send(
+        "GET", url, params=params, retry=True,
         headers={"Prefer": "respond-async", "Accept": "application/fhir+json"})
-    response = await send_with_retry(client._http, request, policy=client.retry, retry=True)
     await response.aread()
-    if response.status_code in UNSUPPORTED:
+    if response.status_code in quirks.NO_EXPORT_STATUSES:
         log.info("$export kick-off answered %d", response.status_code)
         return None
     check_response(response, what=url)
@@ -136,7 +127,7 @@ async def start_export(
     if not same_origin(str(response.url.join(location)), client.base_url):
         raise FhirProtocolError(f"{url}: the status URL leaves the server")
     return BulkExport(client, str(response.url.join(location)), group=group,
-                      max_poll_interval=max_poll_interval, sleep=sleep)
+                      max_poll_interval=max_poll_interval, sleep=sleep, clock=clock)
 
 
 class BulkExport:
@@ -144,7 +135,8 @@ class BulkExport:
 
     def __init__(self, client: FhirClient, status_url: str, *, group: str | None = None,
                  max_poll_interval: float = 5.0, deadline_seconds: float = 6 * 3600,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.status_url = status_url
         self.group = group
@@ -154,6 +146,7 @@ class BulkExport:
         """The last ``X-Progress`` text (free text, e.g. "Build in progress - 50%")."""
         self.polls = 0
         self._sleep = sleep
+        self._clock = clock
 
     async def wait(self, on_progress: Callable[[str], None] | None = None) -> Manifest:
         """Poll until the manifest arrives; FhirTimeout after ``deadline_seconds``.
@@ -161,13 +154,11 @@ class BulkExport:
         Waits ``Retry-After`` between polls, capped at ``max_poll_interval``; without one, backs
         off from 0.5 s. 429/503 answers to a poll are retried by the client's policy.
         """
-        started = time.monotonic()
+        started = self._clock()
         backoff = 0.5
         while True:
-            request = self.client._http.build_request(
-                "GET", self.status_url, headers={"Accept": "application/json"})
-            response = await send_with_retry(self.client._http, request,
-                                             policy=self.client.retry, retry=True)
+            response = await self.client.send("GET", self.status_url, retry=True,
+                                              headers={"Accept": "application/json"})
             self.polls += 1
             if response.status_code != 202:
                 check_response(response, what="$export status")
@@ -178,11 +169,10 @@ class BulkExport:
                 self.progress = progress
                 if on_progress is not None:
                     on_progress(progress)
-            if time.monotonic() - started > self.deadline_seconds:
+            if self._clock() - started > self.deadline_seconds:
                 raise FhirTimeout(f"$export did not finish in {self.deadline_seconds:.0f} s")
             asked = retry_after_seconds(response.headers.get("Retry-After"))
-            await self._sleep(min(asked if asked is not None else backoff,
-                                  self.max_poll_interval))
+            await self._sleep(quirks.capped_poll_wait(asked, backoff, self.max_poll_interval))
             backoff = min(backoff * 2, self.max_poll_interval)
 
     async def lines(self, file: ExportFile, manifest: Manifest) -> AsyncIterator[str]:
@@ -194,10 +184,11 @@ class BulkExport:
         own = same_origin(file.url, self.client.base_url)
         if not own and manifest.requires_access_token:
             raise FhirProtocolError("an export file that needs our token is on another server")
-        plain = None if own else httpx.AsyncClient(timeout=self.client._http.timeout)
-        http = self.client._http if plain is None else plain
+        plain = None if own else httpx.AsyncClient(timeout=self.client.timeout)
+        headers = {"Accept": NDJSON}
         try:
-            async with http.stream("GET", file.url, headers={"Accept": NDJSON}) as response:
+            async with (self.client.stream(file.url, headers=headers) if plain is None
+                        else plain.stream("GET", file.url, headers=headers)) as response:
                 if response.status_code >= 300:
                     await response.aread()
                     check_response(response, what=f"{file.type} export file")
@@ -216,9 +207,9 @@ class BulkExport:
     async def delete(self) -> None:
         """Tell the server the files may go (best effort: a failure is only logged)."""
         try:
-            response = await self.client._http.delete(self.status_url)
+            response = await self.client.send("DELETE", self.status_url, retry=False)
             await response.aclose()
-        except httpx.HTTPError as exc:
+        except FhirError as exc:
             log.info("could not delete the export job: %s", type(exc).__name__)
 
 

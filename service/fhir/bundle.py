@@ -14,15 +14,10 @@ from typing import Any
 
 from service.errors import BundleError
 from service.fhir.parse import parse_resource
+from service.fhir.references import SCREENED_TYPES, Ref
 from service.screening.model import RawPatientData, ReadProblem
 
-__all__ = ["SCREENED_TYPES", "load_bundle", "parse_bundle"]
-
-SCREENED_TYPES = frozenset(
-    {"Condition", "MedicationStatement", "MedicationRequest", "MedicationDispense",
-     "AllergyIntolerance", "Observation"}
-)
-_PATIENT_FIELD = {"AllergyIntolerance": "patient"}
+__all__ = ["load_bundle", "parse_bundle"]
 
 
 def load_bundle(path: Path, patient_id: str | None = None) -> RawPatientData:
@@ -52,18 +47,6 @@ def _entries(data: object, source: str) -> list[tuple[str | None, object]]:
         full_url = entry.get("fullUrl")
         out.append((full_url if isinstance(full_url, str) else None, entry.get("resource")))
     return out
-
-
-def _reference_key(reference: str | None) -> str | None:
-    """``http://x/fhir/Patient/1/_history/2`` -> ``Patient/1``; ``urn:uuid:..`` stays itself."""
-    if not reference:
-        return None
-    if reference.startswith("urn:"):
-        return reference
-    parts = reference.split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    return "/".join(parts[-2:]) if len(parts) >= 2 else reference
 
 
 def parse_bundle(data: object, source: str, patient_id: str | None = None) -> RawPatientData:
@@ -120,9 +103,16 @@ def _collect(parsed: list[tuple[str | None, Any]], problems: list[ReadProblem], 
 
 
 def _subject(res: Any, aliases: Mapping[str, str]) -> str | None:
-    ref = getattr(res, _PATIENT_FIELD.get(res.get_resource_type(), "subject"), None)
-    key = _reference_key(ref.reference if ref is not None else None)
-    return aliases.get(key, key) if key else None
+    """``Patient/<id>`` (or what the reference says) of a screened record; a ``urn:uuid`` one
+    resolved through the Bundle's fullUrls."""
+    kind = SCREENED_TYPES.get(res.get_resource_type())
+    ref = getattr(res, kind.patient if kind else "subject", None)
+    text = ref.reference if ref is not None else None
+    if not text:
+        return None
+    parsed = Ref.parse(text)
+    key = parsed.key if parsed is not None else text
+    return aliases.get(key, key)
 
 
 def _choose_patient(patients: list[Any], parsed: Iterable[tuple[str | None, Any]],

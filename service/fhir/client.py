@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
@@ -25,10 +26,11 @@ from service.errors import (
     FhirRejected,
     reported_error,
 )
-from service.fhir import paging
+from service.fhir import record
 from service.fhir.capabilities import Capabilities, cached_capabilities
 from service.fhir.http import RetryPolicy, check_response, json_body, send_with_retry
 from service.fhir.paging import SearchResult, collect_pages
+from service.fhir.references import MEDICATION_BATCH
 from service.screening.model import RawPatientData
 
 __all__ = ["FhirClient"]
@@ -95,25 +97,43 @@ class FhirClient:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    async def _send(
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._http.timeout
+
+    async def send(
         self,
         method: str,
         url: str,
         *,
-        params: Sequence[tuple[str, str]] | None = None,
+        params: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
         retry: bool,
     ) -> httpx.Response:
-        headers = {"Content-Type": FHIR_JSON} if body is not None else None
-        query = httpx.QueryParams(list(params)) if params else None
-        request = self._http.build_request(method, url, params=query, json=body, headers=headers)
+        """One request on this session (same auth, limits and request id), retried when
+        ``retry`` (idempotent requests only). The answer is returned whatever its status;
+        transport failures raise FhirTimeout / FhirUnavailable."""
+        sent = dict(headers or {})
+        if body is not None:
+            sent.setdefault("Content-Type", FHIR_JSON)
+        query = None
+        if params:
+            query = httpx.QueryParams(params if isinstance(params, Mapping) else list(params))
+        request = self._http.build_request(method, url, params=query, json=body,
+                                           headers=sent or None)
         return await send_with_retry(self._http, request, policy=self.retry, retry=retry)
+
+    def stream(self, url: str, *, headers: Mapping[str, str] | None = None
+               ) -> AbstractAsyncContextManager[httpx.Response]:
+        """``GET url`` on this session with the body left unread (``aiter_lines`` it)."""
+        return self._http.stream("GET", url, headers=headers)
 
     async def get_json(
         self, url: str, params: Sequence[tuple[str, str]] | None = None, *, what: str
     ) -> dict[str, Any]:
         """GET (retried) and return the JSON object; maps every failure to a FhirError."""
-        response = await self._send("GET", url, params=params, retry=True)
+        response = await self.send("GET", url, params=params, retry=True)
         check_response(response, what=what)
         return json_body(response, what=what)
 
@@ -165,7 +185,7 @@ class FhirClient:
         write is a conditional create, or the Bundle holds only reads).
         """
         kind = str(bundle.get("type"))
-        response = await self._send("POST", "", body=bundle, retry=retry)
+        response = await self.send("POST", "", body=bundle, retry=retry)
         check_response(response, what=kind)
         return json_body(response, what=kind)
 
@@ -173,7 +193,7 @@ class FhirClient:
         self, url: str, resource: Mapping[str, Any], params: Sequence[tuple[str, str]] = ()
     ) -> dict[str, Any]:
         """PUT (an update or a conditional update; idempotent, so retried)."""
-        response = await self._send("PUT", url, params=params or None, body=resource, retry=True)
+        response = await self.send("PUT", url, params=params or None, body=resource, retry=True)
         what = f"PUT {url}"
         check_response(response, what=what)
         return json_body(response, what=what)
@@ -191,8 +211,8 @@ class FhirClient:
         """Everything the rules need about one patient, read in full or not at all.
 
         The searches run concurrently (``concurrent=False`` runs them one after another, for
-        measurements). Any failure raises a FhirError; an unknown patient raises
-        ``FhirNotFound("patient not found: Patient/<id>")``.
+        measurements). Any failure raises a FhirError; an unknown patient raises FhirNotFound
+        with ``patient`` set.
         """
         started = time.perf_counter()
         sent_before = self.requests_sent
@@ -200,17 +220,17 @@ class FhirClient:
         if as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=UTC)
         since = as_of - timedelta(days=bp_window_days)
-        plan = paging.plan_searches(caps, patient_id, since)
+        plan = record.plan_searches(caps, patient_id, since)
         jobs: dict[str, Coroutine[Any, Any, Any]] = {"Patient": self._read_patient(patient_id)}
         for name, (rtype, params) in plan.items():
             jobs[name] = self.search(rtype, params)
         results = await _run_all(jobs, concurrent=concurrent)
         # Validating hundreds of resources is CPU work: keep the event loop free meanwhile.
-        data = await asyncio.to_thread(paging.assemble, patient_id, results)
-        missing = paging.unresolved_medications(data, results, self.base_url)
+        data = await asyncio.to_thread(record.assemble, patient_id, results)
+        missing = record.unresolved_medications(data, results, self.base_url)
         if missing:
             found = await self._read_medications(caps, missing)
-            paging.add_medications(data, missing, found)
+            record.add_medications(data, missing, found)
         log.info("read Patient/%s: %d resources, %d medications, %d problems, %d requests, "
                  "%.0f ms", patient_id, len(data.resources), len(data.medications),
                  len(data.problems), self.requests_sent - sent_before,
@@ -222,7 +242,7 @@ class FhirClient:
             return await self.read("Patient", patient_id)
         except FhirNotFound as exc:
             raise FhirNotFound(f"patient not found: Patient/{patient_id}",
-                               status=exc.status) from exc
+                               status=exc.status, patient=patient_id) from exc
 
     async def _read_medications(
         self, caps: Capabilities, ids: Sequence[str]
@@ -230,8 +250,8 @@ class FhirClient:
         """Referenced Medications not brought by ``_include``: ``_id`` searches, else a batch."""
         found: list[dict[str, Any]] = []
         if caps.supports_search("Medication", "_id") or not caps.search_params:
-            for start in range(0, len(ids), 50):
-                chunk = ids[start:start + 50]
+            for start in range(0, len(ids), MEDICATION_BATCH):
+                chunk = ids[start:start + MEDICATION_BATCH]
                 result = await self.search("Medication", [("_id", ",".join(chunk))])
                 found.extend(result.matches)
             return found
@@ -263,4 +283,4 @@ async def _run_all(
 
 
 def _patient_missing(exc: BaseException) -> bool:
-    return isinstance(exc, FhirNotFound) and "patient not found" in str(exc)
+    return isinstance(exc, FhirNotFound) and exc.patient is not None

@@ -19,7 +19,8 @@ import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -62,6 +63,8 @@ class RetryPolicy:
     max_delay: float = 8.0
     retry_after_cap: float = 30.0
     """The longest ``Retry-After`` we honour; longer asks are cut to this."""
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
+    """How a wait between attempts is spent (tests record the waits instead of sleeping)."""
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
@@ -102,7 +105,7 @@ async def send_with_retry(
 ) -> httpx.Response:
     """Send ``request``; retry transport errors and RETRY_STATUSES when ``retry`` is true.
 
-    Only idempotent requests may be retried: GETs, and transactions whose every entry is a
+    Only idempotent requests may be retried: GETs, PUTs, and transactions whose every entry is a
     conditional create (see service.fhir.transaction). Returns the last response, whatever its
     status, once retries are spent on a retryable status; raises FhirTimeout / FhirUnavailable when
     the last attempt failed in transport.
@@ -120,7 +123,7 @@ async def send_with_retry(
             if last_try:
                 raise FhirTimeout(f"FHIR server did not answer in time: {request.method} "
                                   f"{_path(request)} (request {request_id})") from exc
-            await asyncio.sleep(policy.delay(attempt, None))
+            await policy.sleep(policy.delay(attempt, None))
             continue
         except httpx.TransportError as exc:
             log.warning("%s %s failed in transport: %s (request %s, attempt %d)",
@@ -130,7 +133,7 @@ async def send_with_retry(
                 raise FhirUnavailable(f"FHIR server unreachable: {request.method} "
                                       f"{_path(request)}: {type(exc).__name__} "
                                       f"(request {request_id})") from exc
-            await asyncio.sleep(policy.delay(attempt, None))
+            await policy.sleep(policy.delay(attempt, None))
             continue
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.debug("%s %s -> %d in %.0f ms (request %s)",
@@ -140,7 +143,7 @@ async def send_with_retry(
             await response.aclose()
             log.warning("%s %s -> %d, retrying in %.2f s (request %s)", request.method,
                         _path(request), response.status_code, wait, request_id)
-            await asyncio.sleep(wait)
+            await policy.sleep(wait)
             continue
         return response
     raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises

@@ -1,33 +1,35 @@
 """The records for a CDS call: the client's prefetch, then its FHIR server for what is missing.
 
 CDS Hooks 2.0 (https://cds-hooks.hl7.org/2.0/#prefetch-template and
-https://cds-hooks.hl7.org/2.0/#fhir-resource-access): what the prefetch lacks is read from
-``fhirServer`` with ``fhirAuthorization.access_token``, only when that server is one of
-``KETAMINE_ALLOWED_ISSUERS``. When a prefetch key is missing and the server cannot be used (or it
-fails), :class:`PrefetchIncomplete` is raised; the CDS route answers it with 412 as the spec asks.
-Medications referenced by a statement or request but not supplied are read one by one.
+https://cds-hooks.hl7.org/2.0/#fhir-resource-access): :data:`PREFETCH` is what we ask the CDS
+client to send; what the prefetch lacks is read from ``fhirServer`` with
+``fhirAuthorization.access_token``, through a client the caller's ``connect`` makes (it raises
+PrefetchIncomplete when that server may not be used). When a prefetch key is missing and the server
+cannot be used (or it fails), :class:`~service.errors.PrefetchIncomplete` is raised; the CDS route
+answers it with 412 as the spec asks. Medications referenced by a statement or request but not
+supplied are read one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
-
-from service.auth.discovery import normalise_issuer
-from service.config import Settings
-from service.errors import FhirError, ServiceError
+from service.errors import FhirError, PrefetchIncomplete
 from service.fhir.client import FhirClient
+from service.fhir.parse import parse_resource
+from service.fhir.record import BP_CODES, OTHER_CODES, loinc_tokens
+from service.fhir.references import SCREENED_TYPES, missing_medications
+from service.screening.model import RawPatientData
 
 __all__ = [
     "MAX_MEDICATION_READS",
-    "BearerToken",
-    "PrefetchIncomplete",
+    "PREFETCH",
     "bundle_resources",
+    "draft_orders",
     "gather_records",
 ]
 
@@ -36,20 +38,23 @@ log = logging.getLogger(__name__)
 MAX_MEDICATION_READS = 20
 """Referenced Medications read from the server per call, at most."""
 
+_PATIENT = "{{context.patientId}}"
+PREFETCH: dict[str, str] = {
+    "patient": f"Patient/{_PATIENT}",
+    **{kind.prefetch: f"{name}?patient={_PATIENT}"
+       + (f"&{kind.prefetch_filter}" if kind.prefetch_filter else "")
+       for name, kind in SCREENED_TYPES.items() if kind.prefetch},
+    # Prefetch tokens are context fields only (no dates), so "the last 30 days" is asked as the
+    # most recent readings; the engine applies the window itself (service.fhir.quirks).
+    "bloodPressure": f"Observation?patient={_PATIENT}&code={loinc_tokens(BP_CODES)}"
+                     "&_sort=-date&_count=20",
+    "observations": f"Observation?patient={_PATIENT}&code={loinc_tokens(OTHER_CODES)}"
+                    "&_sort=-date&_count=50",
+}
+"""Prefetch templates (https://cds-hooks.hl7.org/2.0/#prefetch-template); key -> query."""
 
-class PrefetchIncomplete(ServiceError):
-    """Prefetch lacks records and the FHIR server cannot supply them (HTTP 412 in CDS Hooks)."""
-
-
-class BearerToken(httpx.Auth):
-    """The CDS client's ``fhirAuthorization.access_token``, sent as it is (never refreshed)."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
+Connect = Callable[[], FhirClient]
+"""Makes the client for the hook's ``fhirServer``; PrefetchIncomplete when there is none."""
 
 
 def bundle_resources(value: object) -> Generator[dict[str, Any]]:
@@ -65,15 +70,35 @@ def bundle_resources(value: object) -> Generator[dict[str, Any]]:
             yield entry["resource"]
 
 
+def draft_orders(orders: Mapping[str, Any], selections: Sequence[str] | None,
+                 patient_id: str) -> RawPatientData:
+    """A hook's ``context.draftOrders`` Bundle as records: its MedicationRequests (the selected
+    ones, for order-select: ``context.selections`` holds ``MedicationRequest/<id>``) and the
+    Medications they may reference. CPU work: call it from a worker thread."""
+    selected = set(selections or [])
+    raw = RawPatientData(patient_id=patient_id)
+    for data in bundle_resources(orders):
+        kind = data.get("resourceType")
+        if kind not in ("MedicationRequest", "Medication"):
+            continue
+        if kind == "MedicationRequest" and selected and f"{kind}/{data.get('id')}" not in selected:
+            continue
+        resource, _ = parse_resource(data)
+        if resource is None:
+            continue
+        if kind == "Medication":
+            raw.medications[f"Medication/{resource.id}"] = resource
+        else:
+            raw.resources.append(resource)
+    return raw
+
+
 async def gather_records(
     prefetch: Mapping[str, Any] | None,
     templates: Mapping[str, str],
     patient_id: str,
     *,
-    fhir_server: str | None,
-    access_token: str | None,
-    settings: Settings,
-    request_id: str | None = None,
+    connect: Connect,
 ) -> list[dict[str, Any]]:
     """Every resource for ``patient_id``: the prefetch answers to ``templates`` (key -> query with
     ``{{context.patientId}}``), plus what the FHIR server gives for the missing keys and for
@@ -85,9 +110,11 @@ async def gather_records(
     missing = [key for key in templates if key not in prefetch]
     if not missing and not _unresolved_medications(entries):
         return entries
-    client = _fhir_client(fhir_server, access_token, settings, required=bool(missing),
-                          request_id=request_id)
-    if client is None:
+    try:
+        client = connect()
+    except PrefetchIncomplete:
+        if missing:
+            raise
         return entries
     async with client:
         try:
@@ -101,22 +128,6 @@ async def gather_records(
                 f"Prefetch incomplete and the FHIR server failed: {err}") from None
     log.info("cds: read %s from the FHIR server", ", ".join(missing) or "medications")
     return entries
-
-
-def _fhir_client(fhir_server: str | None, access_token: str | None, settings: Settings, *,
-                 required: bool, request_id: str | None) -> FhirClient | None:
-    problem = None
-    if not fhir_server or access_token is None:
-        problem = "the request has no fhirServer and fhirAuthorization"
-    elif normalise_issuer(fhir_server) not in {normalise_issuer(a)
-                                               for a in settings.allowed_issuers}:
-        problem = "fhirServer is not one of the FHIR servers this service may use"
-    else:
-        return FhirClient(normalise_issuer(fhir_server), settings=settings,
-                          auth=BearerToken(access_token), request_id=request_id)
-    if required:
-        raise PrefetchIncomplete(f"Prefetch incomplete and {problem}.")
-    return None
 
 
 async def _fetch(client: FhirClient, template: str, patient_id: str) -> list[dict[str, Any]]:
@@ -133,17 +144,5 @@ async def _fetch(client: FhirClient, template: str, patient_id: str) -> list[dic
 
 def _unresolved_medications(entries: list[dict[str, Any]]) -> list[str]:
     """Ids of Medications referenced by a statement or request but not among ``entries``."""
-    have = {r.get("id") for r in entries if r.get("resourceType") == "Medication"}
-    wanted: list[str] = []
-    for resource in entries:
-        if resource.get("resourceType") not in ("MedicationStatement", "MedicationRequest"):
-            continue
-        med = resource.get("medicationReference")
-        ref = med.get("reference") if isinstance(med, dict) else None
-        if not isinstance(ref, str) or ref.startswith("#"):
-            continue
-        parts = ref.split("/_history/")[0].split("/")
-        if len(parts) >= 2 and parts[-2] == "Medication" and parts[-1] not in have:
-            wanted.append(parts[-1])
-            have.add(parts[-1])
-    return wanted
+    have = {str(r.get("id")) for r in entries if r.get("resourceType") == "Medication"}
+    return missing_medications(entries, have)[0]

@@ -16,11 +16,12 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["BATCH", "SQLITE_CACHE_KIB", "Spill", "reference_id"]
+from service.fhir.references import MEDICATION_BATCH, medication_ref, patient_ref
+
+__all__ = ["BATCH", "SQLITE_CACHE_KIB", "Spill"]
 
 BATCH = 500
 SQLITE_CACHE_KIB = 8192
-_PATIENT_FIELD = {"AllergyIntolerance": "patient"}
 
 
 class Spill:
@@ -108,12 +109,15 @@ class Spill:
                                     "(SELECT id FROM patients)").fetchone()[0])
 
     def missing_medications(self) -> Iterator[list[str]]:
-        """Referenced Medications the export did not bring, 50 ids at a time."""
+        """Referenced Medications the export did not bring, MEDICATION_BATCH ids at a time.
+
+        The set difference is SQL's so that it stays on disk; the references were read with
+        :func:`service.fhir.references.medication_ref` as the lines came in."""
         self._db.execute("DROP TABLE IF EXISTS temp.wanted")
         self._db.execute("CREATE TEMP TABLE wanted AS SELECT DISTINCT med FROM records WHERE med "
                          "IS NOT NULL AND med NOT IN (SELECT id FROM medications)")
         cursor = self._db.execute("SELECT med FROM temp.wanted")
-        while chunk := cursor.fetchmany(50):
+        while chunk := cursor.fetchmany(MEDICATION_BATCH):
             yield [row[0] for row in chunk]
 
     def patients(self) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -134,17 +138,11 @@ class Spill:
         os.unlink(self.path)
 
 
-def reference_id(reference: object, kind: str) -> str | None:
-    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
-        return None
-    parts = reference["reference"].split("/_history/")[0].rstrip("/").split("/")
-    return parts[-1] if len(parts) >= 2 and parts[-2] == kind else None
-
-
 def _patient_of(resource: dict[str, Any]) -> str | None:
-    return reference_id(resource.get(_PATIENT_FIELD.get(resource["resourceType"], "subject")),
-                         "Patient")
+    ref = patient_ref(resource)
+    return ref.id if ref is not None and ref.type == "Patient" else None
 
 
 def _medication_of(resource: dict[str, Any]) -> str | None:
-    return reference_id(resource.get("medicationReference"), "Medication")
+    ref = medication_ref(resource)
+    return ref.id if ref is not None and ref.type == "Medication" else None

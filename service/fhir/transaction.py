@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +23,16 @@ from fhir.resources.R4B.reference import Reference
 from fhir.resources.R4B.resource import Resource
 
 from service.errors import FhirProtocolError
+from service.fhir.references import Ref
 
 if TYPE_CHECKING:
     from service.fhir.client import FhirClient
-    from service.screening.model import ScreeningResult
 
 __all__ = [
     "TransactionResult",
     "TxEntry",
     "build_transaction",
     "submit",
-    "write_screening",
 ]
 
 log = logging.getLogger(__name__)
@@ -160,27 +159,9 @@ def _result(answer: dict[str, Any], *, expected: int) -> TransactionResult:
         statuses.append(status)
         location = str(response.get("location", ""))
         # "Observation/123/_history/1" (absolute or relative) -> "Observation/123"
-        parts = location.split("/_history/")[0].rstrip("/").split("/")
-        locations.append("/".join(parts[-2:]) if len(parts) >= 2 else location)
+        ref = Ref.parse(location)
+        locations.append(ref.key if ref is not None else location)
     result = TransactionResult(tuple(locations), tuple(statuses))
     log.info("transaction: %d entries, %d created, %d already present",
              len(entries), result.created, result.matched)
     return result
-
-
-async def write_screening(
-    client: FhirClient,
-    result: ScreeningResult,
-    *,
-    versions: Mapping[str, str] | None = None,
-    practitioner: str | None = None,
-) -> list[str]:
-    """Write a screening result back (see service.render.writeback); ``Type/id`` of each entry.
-
-    Kept here for the CLI; the builders live in service.render.writeback, imported late because
-    they build on this module.
-    """
-    from service.render.writeback import write_screening as write
-
-    return list((await write(client, result, versions=versions,
-                             practitioner=practitioner)).locations)

@@ -5,36 +5,31 @@ One card per finding: ``critical`` for a contraindication, ``warning`` for a pre
 or moderate interaction, ``info`` for missing data and the rest. A card whose finding the write-back
 records as a DetectedIssue suggests creating that same DetectedIssue (built by
 :mod:`service.render.writeback`), so accepting the card documents the alert in the chart. Override
-reasons are codes of ``fhir_maps/codesystems/cds-override-reason.json``. :func:`holds_ketamine`
-decides whether a hook's draft orders concern ketamine at all.
+reasons are codes of ``fhir_maps/codesystems/cds-override-reason.json``. Whether a hook's draft
+orders concern ketamine at all is the screening stage's call (service.screening.orders); the
+prefetch templates are the fetch stage's (service.fhir.prefetch).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from service.fhir.codesystems import CS_CDS_OVERRIDE_REASON, CS_SCREENING, display
-from service.fhir.paging import LOINC
-from service.fhir.parse import parse_resource
-from service.fhir.prefetch import bundle_resources
+from service.fhir.prefetch import PREFETCH
+from service.render.texts import KINDS
 from service.render.writeback import APP_NAME, build_screening_write
-from service.screening.matching import default_matcher
-from service.screening.model import Finding, RawPatientData, ScreeningResult
-from service.screening.normalise import normalise
-from service.screening.ruleset import observation_search_codes
+from service.screening.model import Finding, ScreeningResult
 
 __all__ = [
     "OVERRIDE_REASONS",
-    "PREFETCH",
     "SERVICES",
     "CdsService",
     "cards_for",
     "discovery",
-    "holds_ketamine",
 ]
 
 SUMMARY_MAX = 139
@@ -68,30 +63,6 @@ SERVICES: dict[str, CdsService] = {s.id: s for s in (
 )}
 
 
-def _codes(codes: Iterable[str]) -> str:
-    return ",".join(f"{LOINC}|{code}" for code in codes)
-
-
-BP_CODES, OTHER_CODES = observation_search_codes()
-"""The LOINC codes the rulesets read (the same as the FHIR searches ask for)."""
-_PATIENT = "{{context.patientId}}"
-PREFETCH: dict[str, str] = {
-    "patient": f"Patient/{_PATIENT}",
-    "conditions": f"Condition?patient={_PATIENT}",
-    "medicationStatements": f"MedicationStatement?patient={_PATIENT}"
-                            "&status=active,intended,on-hold,unknown",
-    "medicationRequests": f"MedicationRequest?patient={_PATIENT}&status=active,on-hold",
-    "allergies": f"AllergyIntolerance?patient={_PATIENT}",
-    # Prefetch tokens are context fields only (no dates), so "the last 30 days" is asked as the
-    # most recent readings; the engine applies the window itself.
-    "bloodPressure": f"Observation?patient={_PATIENT}&code={_codes(BP_CODES)}"
-                     "&_sort=-date&_count=20",
-    "observations": f"Observation?patient={_PATIENT}&code={_codes(OTHER_CODES)}"
-                    "&_sort=-date&_count=50",
-}
-"""Prefetch templates (https://cds-hooks.hl7.org/2.0/#prefetch-template); key -> query."""
-
-
 def discovery() -> dict[str, Any]:
     return {"services": [
         {"hook": s.hook, "title": s.title, "description": s.description, "id": s.id,
@@ -107,13 +78,7 @@ def _indicator(finding: Finding) -> Indicator:
     return "info"
 
 
-_PREFIX = {
-    "contraindication": "Ketamine/esketamine contraindicated",
-    "precaution": "Review before ketamine/esketamine",
-    "interaction": "Ketamine/esketamine interaction",
-    "missing-data": "Ketamine/esketamine screen incomplete",
-    "info": "Ketamine/esketamine",
-}
+_PREFIX = {k.kind: k.card_prefix for k in KINDS}
 
 
 def _summary(finding: Finding) -> str:
@@ -210,31 +175,3 @@ def cards_for(result: ScreeningResult, *, hook_instance: str, base_url: str,
         cards.append(card)
     cards.sort(key=lambda c: order[c["indicator"]])
     return cards
-
-
-def holds_ketamine(draft_orders: Mapping[str, Any], selections: Sequence[str] | None,
-                   patient_id: str) -> bool:
-    """True when a draft MedicationRequest (a selected one, for order-select) is ketamine or
-    esketamine, by RxNorm, ATC or name (the allergy rule's lists, via the engine's matcher).
-
-    ``draft_orders`` is the hook's ``context.draftOrders`` Bundle; ``selections`` its
-    ``context.selections`` (``MedicationRequest/<id>``). CPU work: call it from a worker thread.
-    """
-    selected = set(selections or [])
-    raw = RawPatientData(patient_id=patient_id)
-    for data in bundle_resources(draft_orders):
-        kind = data.get("resourceType")
-        if kind not in ("MedicationRequest", "Medication"):
-            continue
-        if kind == "MedicationRequest" and selected and f"{kind}/{data.get('id')}" not in selected:
-            continue
-        resource, _ = parse_resource(data)
-        if resource is None:
-            continue
-        if kind == "Medication":
-            raw.medications[f"Medication/{resource.id}"] = resource
-        else:
-            raw.resources.append(resource)
-    matcher = default_matcher()
-    facts = normalise(raw, matcher.terminology)
-    return any(matcher.is_ketamine(m.concept) for m in facts.medications)

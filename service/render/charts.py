@@ -17,10 +17,13 @@ from typing import Any
 
 from markupsafe import Markup
 
-from service.fhir.codesystems import IDENTIFIER_BASE
+from service.render.session import SESSION_SYSTEM
+from service.render.session_input import VitalsInput
+from service.render.session_items import VITALS_STEPS
 
 __all__ = [
     "PHQ9_BANDS",
+    "PHQ9_TOTAL",
     "BpPoint",
     "Chart",
     "Scale",
@@ -77,8 +80,6 @@ LOINC = "http://loinc.org"
 PHQ9_TOTAL = "44261-6"
 BP_PANELS = frozenset({"85354-9", "55284-4"})
 COUNTED_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
-SESSION_SYSTEM = f"{IDENTIFIER_BASE}/session"
-SESSION_STEPS = (("pre-dose", "Before dose"), ("40-min", "~40 min"), ("discharge", "Discharge"))
 
 
 def _num(value: float) -> str:
@@ -357,10 +358,13 @@ def last_session_bp(observations: Iterable[Mapping[str, Any]]) -> list[BpPoint]:
         return max(stamps, default="")
 
     steps = max(sessions.values(), key=latest)
-    return [BpPoint(label, *steps[step]) for step, label in SESSION_STEPS if step in steps]
+    return [BpPoint(step.chart_label, *steps[step.key]) for step in VITALS_STEPS
+            if step.key in steps]
 
 
-def session_bp_points(pre: Any, at_40: Any, discharge: Any) -> list[BpPoint]:
-    """The three readings of a :class:`~service.render.session.SessionInput`, for the chart."""
-    return [BpPoint(label, v.at, v.systolic, v.diastolic)
-            for (_, label), v in zip(SESSION_STEPS, (pre, at_40, discharge), strict=True)]
+def session_bp_points(pre: VitalsInput, at_40: VitalsInput,
+                      discharge: VitalsInput) -> list[BpPoint]:
+    """The three readings of a :class:`~service.render.session_input.SessionInput`, for the
+    chart."""
+    return [BpPoint(step.chart_label, v.at, v.systolic, v.diastolic)
+            for step, v in zip(VITALS_STEPS, (pre, at_40, discharge), strict=True)]

@@ -3,24 +3,11 @@ findings grouped by kind (each naming the products it concerns)."""
 
 from __future__ import annotations
 
+from service.render.texts import KINDS, PRODUCT_NAMES, VERDICTS
 from service.screening.model import Eligibility, Finding, ScreeningResult
 
 __all__ = ["text_report"]
 
-_HEADINGS = (
-    ("contraindication", "Contraindications"),
-    ("precaution", "Precautions"),
-    ("interaction", "Drug interactions"),
-    ("missing-data", "Missing data"),
-    ("info", "Information"),
-)
-_VERDICT_LINE = {
-    "contraindicated": "CONTRAINDICATED - do not give {product}",
-    "needs-review": "NEEDS REVIEW - a clinician must weigh the findings below before dosing",
-    "insufficient-data": "INSUFFICIENT DATA - collect what is missing, then screen again",
-    "suitable": "SUITABLE - no contraindication, precaution or missing data found",
-}
-_PRODUCT = {"ketamine": "ketamine", "esketamine": "esketamine (Spravato)"}
 _ELIGIBILITY = {
     "trd-documented": "TRD DOCUMENTED",
     "mdsi-pathway": "MDSI PATHWAY",
@@ -62,18 +49,18 @@ def text_report(result: ScreeningResult) -> str:
     lines = [f"Ketamine / esketamine screen for {result.patient}"]
     for product in result.products:
         verdict = contract["verdicts"].get(product, contract["verdict"])
-        line = _VERDICT_LINE[verdict].format(product=_PRODUCT[product])
-        lines.append(f"Verdict for {_PRODUCT[product]}: {line}")
+        lines.append(f"Verdict for {PRODUCT_NAMES[product]}: "
+                     f"{VERDICTS[verdict].line(PRODUCT_NAMES[product])}")
     lines.append(f"Evaluated as of {contract['as_of']} with ruleset {result.ruleset}")
     if result.eligibility is not None:
         lines.extend(_eligibility_lines(result.eligibility))
     all_products = len(result.products) == 1
-    for kind, heading in _HEADINGS:
-        group = [f for f in result.findings if f.kind == kind]
+    for kind in KINDS:
+        group = [f for f in result.findings if f.kind == kind.kind]
         if not group:
             continue
         lines.append("")
-        lines.append(f"{heading} ({len(group)})")
+        lines.append(f"{kind.heading} ({len(group)})")
         for finding in group:
             lines.extend(_finding_lines(
                 finding, all_products or tuple(finding.products) == tuple(result.products)))

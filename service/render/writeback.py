@@ -25,13 +25,13 @@ Choices, with the spec sections behind them:
   R4 Provenance has no identifier, so its idempotency key is a ``meta.tag``.
 
 Identifiers are deterministic (patient, ruleset, evaluation time, evidence versions), so writing the
-same result twice creates one set (service.fhir.transaction).
+same result twice creates one set (service.fhir.transaction). Building only: the write itself is
+service.workflow's.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -51,22 +51,20 @@ from fhir.resources.R4B.reference import Reference
 
 from service import __version__
 from service.fhir.codesystems import CS_SCREENING, IDENTIFIER_BASE, display
-from service.fhir.transaction import TransactionResult, TxEntry, build_transaction, submit
+from service.fhir.references import Ref, reference_to
+from service.fhir.transaction import TxEntry, build_transaction
 from service.screening.model import Finding, ScreeningResult
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.bundle import Bundle
 
-    from service.fhir.client import FhirClient
-
 __all__ = [
     "APP_NAME",
+    "OBSERVATION_CATEGORY",
     "ScreeningWrite",
     "app_device_entry",
     "build_screening_write",
     "provenance_entry",
-    "reference_to",
-    "write_screening",
 ]
 
 APP_NAME = "ketamine-screen"
@@ -76,17 +74,14 @@ DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 DERIVED_FROM_TYPES = frozenset({"DocumentReference", "ImagingStudy", "Media",
                                 "QuestionnaireResponse", "Observation", "MolecularSequence"})
-_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
-
-
-def reference_to(kind: str, ref: str) -> str:
-    """``Kind/id`` from ``Kind/id`` or a bare id."""
-    return ref if ref.startswith(f"{kind}/") else f"{kind}/{ref}"
+def _literal(ref: str) -> bool:
+    parsed = Ref.parse(ref)
+    return parsed is not None and parsed.form == "relative" and parsed.version is None
 
 
 def _evidence_refs(refs: Sequence[str]) -> list[str]:
     """Evidence that is a literal ``Type/id`` reference (Bundle-file pseudo refs are left out)."""
-    return list(dict.fromkeys(ref for ref in refs if _REFERENCE.match(ref)))
+    return list(dict.fromkeys(ref for ref in refs if _literal(ref)))
 
 
 def _hash(*parts: str) -> str:
@@ -260,15 +255,3 @@ def build_screening_write(
                                   device_role="author", practitioner=practitioner,
                                   practitioner_role="enterer", sources=evidence, recorded=now)
     return ScreeningWrite(obs_entry, list(issues.values()), device, provenance)
-
-
-async def write_screening(
-    client: FhirClient,
-    result: ScreeningResult,
-    *,
-    versions: Mapping[str, str] | None = None,
-    practitioner: str | None = None,
-) -> TransactionResult:
-    """Write ``result`` back as one transaction; a repeat finds the first write and adds nothing."""
-    write = build_screening_write(result, versions=versions, practitioner=practitioner)
-    return await submit(client, write.bundle())

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.api.services import services_of
 from service.config import Settings
 from service.main import create_app
 from tests.auth.conftest import APP_ORIGIN, CLIENT_ID
@@ -27,7 +28,7 @@ _SERVER_LOGGERS = ("authlib.oauth2.rfc6749.grants", "authlib.oidc")
 def _store(client: httpx.AsyncClient):  # type: ignore[no-untyped-def]
     transport = client._transport
     assert isinstance(transport, httpx.ASGITransport)
-    return transport.app.state.store  # type: ignore[attr-defined]
+    return services_of(transport.app).store  # type: ignore[arg-type]
 
 
 async def test_ehr_launch_end_to_end(app_client: httpx.AsyncClient,

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import httpx
 
+from service.api.services import AppServices, services_of
 from service.auth.session import session_key
 from tests.auth.flow import authorize, callback, query
 from tests.auth.smart_server import SmartTestServer
 
 
-def _app_state(client: httpx.AsyncClient) -> Any:
+def _app_state(client: httpx.AsyncClient) -> AppServices:
     transport = client._transport
     assert isinstance(transport, httpx.ASGITransport)
-    return transport.app.state  # type: ignore[attr-defined]
+    return services_of(transport.app)  # type: ignore[arg-type]
 
 
 async def test_foreign_issuer_is_refused_without_fetching(app_client: httpx.AsyncClient,

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from service.api.services import services_of
 from service.config import Settings
 from service.main import create_app
 from service.state import MemoryStore, SessionStore
@@ -81,5 +82,5 @@ async def test_replicas_share_a_launch_through_redis(redis_url: str,
         assert page.status_code in (200, 502) and "patient-redis" in page.text  # 502: no FHIR
         replay = await callback(a, cb)
         assert replay.status_code == 400
-    await replica_a.state.store.close()
-    await replica_b.state.store.close()
+    await services_of(replica_a).store.close()
+    await services_of(replica_b).store.close()

@@ -23,7 +23,7 @@ from service.errors import FhirProtocolError
 from service.fhir import capabilities
 from service.fhir.capabilities import Capabilities
 from service.fhir.client import FhirClient
-from service.fhir.paging import add_medications
+from service.fhir.record import add_medications
 from service.screening.model import RawPatientData
 from tests.fhir.seed import AS_OF, LOINC, load
 

@@ -10,13 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
+from service.config import get_settings
 from service.errors import FhirProtocolError, FhirUnavailable
 from service.fhir.bulk import start_export
 from service.fhir.client import FhirClient
 from service.fhir.http import RetryPolicy
 from service.fhir.spill import Spill
-from service.population import Progress, screen_population
+from service.population import Progress
 from service.screening.model import ScreeningResult
+from service.workflow import screen_population
 from tests.builders import AS_OF, PatientBuilder
 
 BASE = "https://ehr.example.org/fhir"
@@ -177,13 +179,20 @@ async def test_files_elsewhere_never_get_our_token() -> None:
 async def test_population_resumes_a_broken_download_without_duplicates() -> None:
     script = Script(population(), status_headers=[], broken_once="Observation")
     results: list[ScreeningResult] = []
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
     async with client_for(script) as client:
-        summary = await screen_population(client, as_of=AS_OF, emit=results.append,
-                                          progress=io.StringIO())
+        summary = await screen_population(client, as_of=AS_OF, settings=get_settings(),
+                                          emit=results.append, progress=io.StringIO(),
+                                          sleep=sleep)
     files = population()
     assert summary.source == "bulk export" and summary.patients == 2
     assert summary.records == sum(len(v) for v in files.values())
     assert script.seen.count("GET /fhir/Binary/Observation") == 2
+    assert waits == [0.5]  # one pause before the download is tried again, none spent for real
     verdicts = {r.patient: r.verdict.label for r in results}
     assert verdicts == {"Patient/a": "contraindicated", "Patient/b": "needs-review"}
     # Every Observation once: the half-file was rolled back before the retry.

@@ -20,9 +20,11 @@ import httpx
 import pytest
 
 from service.cli import main
+from service.config import get_settings
 from service.fhir.client import FhirClient
-from service.population import _patient_ids, screen_population
+from service.population import patient_ids
 from service.screening.model import ScreeningResult
+from service.workflow import screen_population
 from tests.builders import AS_OF
 from tests.population.conftest import (
     CHOSEN,
@@ -156,7 +158,8 @@ async def test_without_export_falls_back_to_per_patient_reads(
     stderr = io.StringIO()
     results: list[ScreeningResult] = []
     async with FhirClient(fhir_base_url, transport=NoExport(hide)) as client:
-        summary = await screen_population(client, as_of=AS_OF, emit=results.append,
+        summary = await screen_population(client, as_of=AS_OF, settings=get_settings(),
+                                          emit=results.append,
                                           group=f"pop{RUN}-g5", progress=stderr)
     assert "offers no Bulk Data $export; reading patient by patient" in stderr.getvalue()
     assert summary.source == "patient search" and summary.patients == 5
@@ -167,7 +170,7 @@ async def test_without_export_falls_back_to_per_patient_reads(
 async def test_fallback_pages_through_every_patient(fhir_base_url: str,
                                                     expected: dict[str, str]) -> None:
     async with FhirClient(fhir_base_url, page_size=10) as client:
-        ids = [pid async for pid in _patient_ids(client, None)]
+        ids = [pid async for pid in patient_ids(client, None)]
     assert len(ids) == len(set(ids)) == patient_count(fhir_base_url)
     assert set(expected) <= set(ids)
 
@@ -196,12 +199,13 @@ async def test_peak_memory_stays_a_fraction_of_the_export(
         verdicts[result.verdict.label] += 1
 
     # Warm-up (imports, the ruleset, pydantic model classes) outside the measurement.
-    await screen_population(client, as_of=AS_OF, emit=count, group=f"pop{RUN}-g5",
-                            progress=io.StringIO())
+    await screen_population(client, as_of=AS_OF, settings=get_settings(), emit=count,
+                            group=f"pop{RUN}-g5", progress=io.StringIO())
     verdicts.clear()
     tracemalloc.start()
     try:
-        summary = await screen_population(client, as_of=AS_OF, emit=count, group=crowd,
+        summary = await screen_population(client, as_of=AS_OF, settings=get_settings(),
+                                          emit=count, group=crowd,
                                           progress=io.StringIO())
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 
 from service.fhir.client import FhirClient
 from service.fhir.codesystems import CS_MOAAS, CS_SESSION
-from service.render.session import SessionInput, build_session_write, write_session
+from service.render.session import build_session_write
+from service.render.session_input import SessionInput
+from service.workflow import write_session
 
 DOSE = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
 

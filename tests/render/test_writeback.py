@@ -12,8 +12,9 @@ from service.errors import FhirRejected
 from service.fhir.client import FhirClient
 from service.fhir.codesystems import CS_SCREENING, IDENTIFIER_BASE
 from service.fhir.transaction import build_transaction, submit
-from service.render.writeback import build_screening_write, write_screening
+from service.render.writeback import build_screening_write
 from service.screening.model import Finding, ScreeningResult, Verdict
+from service.workflow import write_screening
 
 AS_OF = datetime(2026, 6, 15, 12, tzinfo=UTC)
 NOW = datetime(2026, 6, 15, 12, 5, tzinfo=UTC)

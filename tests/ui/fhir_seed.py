@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from service.render.charts import SESSION_SYSTEM
+from service.render.session import SESSION_SYSTEM
 from tests.builders import LOINC, PatientBuilder, concept, iso
 
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}

@@ -18,9 +18,10 @@ import httpx
 import pytest
 import respx
 
+from service.api.services import services_of
 from service.auth.session import SmartSession, session_key
 from service.main import create_app
-from service.render.charts import SESSION_SYSTEM
+from service.render.session import SESSION_SYSTEM
 from service.render.writeback import APP_NAME
 from tests.auth.conftest import (  # importing it also allows authlib plain HTTP on 127.0.0.1
     APP_ORIGIN,
@@ -92,7 +93,7 @@ async def launched(ehr: SmartTestServer, seeded: Seeded, style_server: StyleServ
         done = await callback(client, back)
         assert done.status_code == 303, done.text
         ctx = query(done.headers["location"])["ctx"]
-        stored = await app.state.store.get(session_key(client.cookies["ketamine-sid"], ctx))
+        stored = await services_of(app).store.get(session_key(client.cookies["ketamine-sid"], ctx))
         assert stored is not None
         token = SmartSession.from_json(stored).access_token
         yield Launched(client, ctx, token, ehr, first)
@@ -215,7 +216,7 @@ async def test_fhir_failure_is_a_readable_page(
     session = SmartSession(iss=FAULTY_EHR, token_endpoint="https://ehr.test/token",
                            access_token="clinician-token", expires_at=now + 3600, issued_at=now,
                            scope="launch patient/*.rs", patient="p1")
-    await app.state.store.put(session_key(browser, handle), session.to_json(), 3600)
+    await services_of(app).store.put(session_key(browser, handle), session.to_json(), 3600)
     with respx.mock(assert_all_called=True) as mock:
         failing = mock.route(host="ehr.test")
         if isinstance(fault, Exception):

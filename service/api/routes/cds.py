@@ -1,9 +1,10 @@
 """CDS Hooks 2.0 endpoints: discovery (public), the two services, and feedback.
 
 https://cds-hooks.hl7.org/2.0/. A service answers ``{"cards": []}`` unless a draft order holds
-ketamine or esketamine (:func:`service.render.cds.holds_ketamine`). Records come from ``prefetch``
-and, for what it lacks, from ``fhirServer`` (:mod:`service.fhir.prefetch`; 412 when neither will
-do). The CDS client's JWT is checked by :mod:`service.auth.cds_client`.
+ketamine or esketamine (:func:`service.screening.orders.holds_ketamine`). Records come from
+``prefetch`` and, for what it lacks, from ``fhirServer`` (:mod:`service.fhir.prefetch`; 412 when
+neither will do); :func:`service.workflow.cds_cards` does all of it. The CDS client's JWT is
+checked by :mod:`service.auth.cds_client`.
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-import anyio.to_thread
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.errors import current_request_id
-from service.auth.cds_client import CdsCaller, verify_cds_client
-from service.config import Settings
+from service.api.deps import Services, VerifiedCdsClient
+from service.api.middleware import current_request_id
 from service.errors import InputError
-from service.fhir.prefetch import PrefetchIncomplete, gather_records
-from service.render.cds import PREFETCH, SERVICES, cards_for, discovery, holds_ketamine
-from service.screening.ruleset import load_ruleset
-from service.workflow import screen_bundle
+from service.fhir.client import FhirClient
+from service.render.cds import SERVICES, discovery
+from service.workflow import HookCall, cds_cards
 
 __all__ = ["CdsRequest", "CdsResponse", "FeedbackRequest", "router"]
 
@@ -81,9 +79,6 @@ class FeedbackRequest(BaseModel):
     feedback: Annotated[list[Feedback], Field(max_length=100)]
 
 
-VerifiedClient = Annotated[CdsCaller, Depends(verify_cds_client)]
-
-
 @router.get("/cds-services", summary="CDS Hooks discovery (public)")
 async def cds_discovery() -> dict[str, Any]:
     return discovery()
@@ -94,43 +89,36 @@ async def cds_discovery() -> dict[str, Any]:
              responses={401: {"description": "missing or invalid CDS client JWT"},
                         404: {"description": "no such service"},
                         412: {"description": "prefetch incomplete and no usable fhirServer"}})
-async def call_service(request: Request, service_id: ServiceId, body: CdsRequest,
-                       client: VerifiedClient) -> dict[str, Any]:
+async def call_service(service_id: ServiceId, body: CdsRequest, client: VerifiedCdsClient,
+                       services: Services) -> dict[str, Any]:
     service = SERVICES.get(service_id)
     if service is None:
         raise HTTPException(404, f"No CDS service '{service_id}' here.")
     if body.hook != service.hook:
         raise InputError(f"The service '{service_id}' answers the '{service.hook}' hook only.")
-    settings: Settings = request.app.state.settings
     patient_id = body.context.patientId
-    if not await anyio.to_thread.run_sync(holds_ketamine, body.context.draftOrders,
-                                          body.context.selections, patient_id):
-        log.info("cds %s (%s): no ketamine order, no cards", service_id, client.issuer)
-        return {"cards": []}
     auth = body.fhirAuthorization
-    try:
-        entries = await gather_records(
-            body.prefetch, PREFETCH, patient_id, fhir_server=body.fhirServer,
-            access_token=auth.access_token if auth else None, settings=settings,
-            request_id=current_request_id.get())
-    except PrefetchIncomplete as err:
-        raise HTTPException(412, str(err)) from None
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"resource": r} for r in entries]}
-    result, _ = await screen_bundle(bundle, source="prefetch", patient_id=patient_id,
-                                    as_of=None, settings=settings)
-    ruleset, _ = load_ruleset()
-    cards = cards_for(result, hook_instance=body.hookInstance, base_url=settings.base_url,
-                      sources=ruleset.sources)
-    log.info("cds %s (%s) for Patient/%s: %s, %d cards", service_id, client.issuer, patient_id,
-             result.verdict.label, len(cards))
+    request_id = current_request_id.get()
+
+    def connect() -> FhirClient:
+        return services.fhir.cds(body.fhirServer, auth.access_token if auth else None,
+                                 request_id=request_id)
+
+    call = HookCall(patient_id, body.hookInstance, body.context.draftOrders,
+                    body.context.selections, body.prefetch)
+    cards, result = await cds_cards(call, connect=connect, settings=services.settings)
+    if result is None:
+        log.info("cds %s (%s): no ketamine order, no cards", service_id, client.issuer)
+    else:
+        log.info("cds %s (%s) for Patient/%s: %s, %d cards", service_id, client.issuer,
+                 patient_id, result.verdict.label, len(cards))
     return {"cards": cards}
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="Card feedback (CDS client JWT)",
              responses={401: {"description": "missing or invalid CDS client JWT"}})
 async def feedback(service_id: ServiceId, body: FeedbackRequest,
-                   client: VerifiedClient) -> dict[str, int]:
+                   client: VerifiedCdsClient) -> dict[str, int]:
     if service_id not in SERVICES:
         raise HTTPException(404, f"No CDS service '{service_id}' here.")
     for item in body.feedback:

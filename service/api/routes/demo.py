@@ -3,7 +3,8 @@
 ``GET /demo`` lists the embedded demo patients; ``GET /demo/launch/<id>`` makes a launch session
 for one of them, as the SMART callback would, and opens the screening page or the session form.
 Those pages then read the demo Bundle instead of a FHIR server, and "Save to chart" shows the
-transaction Bundle that *would* be written. Nothing here is mounted when demo mode is off.
+transaction Bundle that *would* be written. ``create_app`` includes :data:`router` and uses
+:func:`demo_pages` as the page source only in demo mode.
 """
 
 from __future__ import annotations
@@ -17,24 +18,24 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from service import workflow
-from service.api.deps import ActiveLaunch
-from service.api.routes.pages import DEMO_ISS, PageData, Written, templates
+from service.api.deps import Services
+from service.api.sources import DEMO_ISS, PageData, PageSource, Source, Written
+from service.api.templates import templates
 from service.auth.cookies import ensure_browser_id
-from service.auth.session import SmartSession, session_key
+from service.auth.session import ActiveLaunch, SmartSession, session_key
 from service.config import Settings
 from service.demo import demo_patients
 from service.fhir.transaction import TxEntry
 from service.render import charts
 from service.render.html import banner
-from service.render.session import SessionInput, build_session_write
-from service.render.writeback import build_screening_write
+from service.render.session_input import SessionInput
 from service.screening.model import RawPatientData, ScreeningResult
 
-__all__ = ["DEMO_AS_OF", "DemoSource", "install", "router"]
+__all__ = ["DEMO_AS_OF", "DemoSource", "demo_pages", "router"]
 
 router = APIRouter(prefix="/demo", tags=["demo"], include_in_schema=False)
 
@@ -87,12 +88,12 @@ class DemoSource:
                         charts.last_session_bp(observations))
 
     async def save_screening(self, result: ScreeningResult, raw: RawPatientData) -> Written:
-        write = build_screening_write(result, versions=raw.versions)
+        write = workflow.preview_screening(result, raw)
         return Written(_entries(write.entries),
                        bundle_json=write.bundle().model_dump_json(indent=2, exclude_none=True))
 
     async def save_session(self, session: SessionInput) -> Written:
-        write = build_session_write(session)
+        write = workflow.preview_session(session)
         return Written(_entries(write.entries), write.warnings,
                        write.bundle().model_dump_json(indent=2, exclude_none=True))
 
@@ -107,13 +108,13 @@ async def launcher(request: Request) -> HTMLResponse:
 
 @router.get("/launch/{patient_id}", summary="Open a demo patient as if launched from the EHR",
             response_class=RedirectResponse, status_code=303)
-async def launch(request: Request, patient_id: str,
+async def launch(request: Request, patient_id: str, services: Services,
                  to: Annotated[Literal["app", "session"], Query()] = "app",
                  banner_: Annotated[Literal["1", "0"], Query(alias="banner")] = "1"
                  ) -> RedirectResponse:
     if patient_id not in demo_index():
         raise HTTPException(404, "No such demo patient.")
-    settings: Settings = request.app.state.settings
+    settings = services.settings
     response = RedirectResponse("/demo", status_code=303)
     browser = ensure_browser_id(request, response, settings)
     now = time.time()
@@ -122,14 +123,18 @@ async def launch(request: Request, patient_id: str,
                            scope="demo", patient=patient_id, fhir_user=None,
                            need_patient_banner=banner_ == "1")
     handle = secrets.token_urlsafe(12)
-    await request.app.state.store.put(session_key(browser, handle), session.to_json(),
-                                      settings.session_ttl_seconds)
+    await services.store.put(session_key(browser, handle), session.to_json(),
+                             settings.session_ttl_seconds)
     response.headers["location"] = f"/app{'/session' if to == 'session' else ''}?ctx={handle}"
     return response
 
 
-def install(app: FastAPI) -> None:
-    """Mount the launcher and let the pages read demo Bundles for demo launches."""
-    settings: Settings = app.state.settings
-    app.state.demo_source = lambda launch: DemoSource(settings, launch)
-    app.include_router(router)
+def demo_pages(settings: Settings, fallback: PageSource) -> PageSource:
+    """Demo launches read the demo Bundles; any other launch goes to ``fallback``."""
+
+    def source(launch: ActiveLaunch) -> Source:
+        if launch.session.iss == DEMO_ISS:
+            return DemoSource(settings, launch)
+        return fallback(launch)
+
+    return source

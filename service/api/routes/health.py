@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+
+from service.api.deps import Services
 
 __all__ = ["router"]
 
@@ -16,13 +18,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: rule maps loaded and shared state reachable")
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(services: Services) -> JSONResponse:
     checks: dict[str, str] = {}
-    ruleset = getattr(request.app.state, "ruleset", None)
-    checks["maps"] = "ok" if ruleset is not None else "not loaded"
-    store = getattr(request.app.state, "store", None)
-    if store is not None:
-        checks["store"] = "ok" if await store.ping() else "unreachable"
+    checks["maps"] = "ok" if services.ruleset is not None else "not loaded"
+    checks["store"] = "ok" if await services.store.ping() else "unreachable"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                         status_code=200 if ready else 503)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from service.api.deps import RequireScreen
+from service.api.deps import AppSettings, RequireScreen
 from service.config import Settings
 from service.screening.ruleset import InteractionClass, Ruleset, SimpleRule, load_ruleset
 from service.screening.schema import PRODUCTS
@@ -117,7 +117,6 @@ def describe_ruleset(ruleset: Ruleset, settings: Settings) -> RulesetOut:
 
 @router.get("/ruleset", summary="The rules in force, with sources and codes",
             response_model=RulesetOut, response_model_exclude_none=True)
-async def get_ruleset(request: Request, caller: RequireScreen) -> RulesetOut:
-    settings = request.app.state.settings
+async def get_ruleset(caller: RequireScreen, settings: AppSettings) -> RulesetOut:
     ruleset, _ = load_ruleset(settings.ruleset)
     return describe_ruleset(ruleset, settings)

@@ -13,17 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import RequireScreen
-from service.api.errors import current_request_id
-from service.auth.problems import BearerError
+from service.api.deps import RequireScreen, Services
+from service.api.middleware import current_request_id
 from service.auth.scopes import SCOPE_WRITE
-from service.config import Settings
-from service.workflow import (
-    BackendAccess,
-    screen_bundle,
-    screen_from_fhir,
-    write_screening_result,
-)
+from service.errors import BearerError
+from service.workflow import screen_bundle, screen_from_fhir, write_screening_result
 
 __all__ = ["FindingOut", "ScreeningOut", "ScreeningRequest", "router"]
 
@@ -73,20 +67,6 @@ class ScreeningOut(BaseModel):
     written: list[str] | None = Field(None, description="resources written (write_back only)")
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def backend_access(request: Request) -> BackendAccess:
-    """One per app, created on first use."""
-    access: BackendAccess | None = getattr(request.app.state, "backend_access", None)
-    if access is None:
-        access = BackendAccess(_settings(request))
-        request.app.state.backend_access = access
-    return access
-
-
 @router.post("", summary="Screen a patient on the FHIR server (ketamine.screen; "
              "ketamine.write for write_back)", response_model=ScreeningOut,
              response_model_exclude_none=True,
@@ -96,15 +76,15 @@ def backend_access(request: Request) -> BackendAccess:
                         502: {"description": "the FHIR server failed us"},
                         503: {"description": "the FHIR server is unavailable"},
                         504: {"description": "the FHIR server timed out"}})
-async def create_screening(request: Request, body: ScreeningRequest,
-                           caller: RequireScreen) -> dict[str, Any]:
+async def create_screening(body: ScreeningRequest, caller: RequireScreen,
+                           services: Services) -> dict[str, Any]:
     if body.write_back and SCOPE_WRITE not in caller.scopes:
         raise BearerError(f"write_back needs the '{SCOPE_WRITE}' scope.", "insufficient_scope",
                           scope=SCOPE_WRITE)
-    settings = _settings(request)
+    settings = services.settings
     patient_id = body.patient.removeprefix("Patient/")
-    client = await backend_access(request).open(body.fhir_base, write=body.write_back,
-                                                request_id=current_request_id.get())
+    client = await services.fhir.backend(body.fhir_base, write=body.write_back,
+                                         request_id=current_request_id.get())
     async with client:
         result, raw = await screen_from_fhir(client, patient_id, as_of=body.as_of,
                                              settings=settings)
@@ -139,6 +119,7 @@ _BUNDLE_SCHEMA: dict[str, Any] = {
 async def evaluate_bundle(
     request: Request,
     caller: RequireScreen,
+    services: Services,
     as_of: Annotated[datetime | None, Query(description="evaluation time; default now")] = None,
     patient: Annotated[str | None, Query(pattern=FHIR_ID,
                                          description="which patient, when several")] = None,
@@ -147,5 +128,5 @@ async def evaluate_bundle(
     if len(raw_body) > MAX_BUNDLE_BYTES:
         raise HTTPException(413, f"The Bundle is larger than {MAX_BUNDLE_BYTES >> 20} MB.")
     result, _ = await screen_bundle(raw_body, patient_id=patient, as_of=as_of,
-                                    settings=_settings(request))
+                                    settings=services.settings)
     return result.as_contract()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from service.api.deps import RequireWrite
-from service.api.errors import current_request_id
-from service.api.routes.screenings import backend_access
-from service.render.session import SessionInput
+from service.api.deps import RequireWrite, Services
+from service.api.middleware import current_request_id
+from service.render.session_input import SessionInput
 from service.workflow import write_session
 
 __all__ = ["SessionRequest", "SessionWritten", "router"]
@@ -40,11 +39,11 @@ class SessionWritten(BaseModel):
                         502: {"description": "the FHIR server failed us"},
                         503: {"description": "the FHIR server is unavailable"},
                         504: {"description": "the FHIR server timed out"}})
-async def create_session(request: Request, body: SessionRequest,
-                         caller: RequireWrite) -> SessionWritten:
+async def create_session(body: SessionRequest, caller: RequireWrite,
+                         services: Services) -> SessionWritten:
     session = SessionInput.model_validate(body.model_dump(exclude={"fhir_base"}))
-    client = await backend_access(request).open(body.fhir_base, write=True,
-                                                request_id=current_request_id.get())
+    client = await services.fhir.backend(body.fhir_base, write=True,
+                                         request_id=current_request_id.get())
     async with client:
         written = await write_session(client, session)
     log.info("session %s for Patient/%s written for %s: %d resources, %d new",

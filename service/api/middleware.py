@@ -1,4 +1,8 @@
-"""Security headers on every response, and no bearer token accepted in a URL.
+"""The two middlewares: a request id on every response, and the security headers.
+
+``X-Request-ID`` is the caller's when well-formed, else a new one; it is kept in the request's
+scope (:func:`request_id_of`, read where a problem body is built) and in
+:data:`current_request_id` (log lines, and the ``X-Request-ID`` sent to the EHR).
 
 ``frame-ancestors`` lets the EHR embed the app in its iframe and nobody else
 (https://www.w3.org/TR/CSP3/#directive-frame-ancestors). Tokens in a query string end up in
@@ -9,13 +13,65 @@ value is blanked before any logger sees the URL.
 from __future__ import annotations
 
 import json
+import re
+import uuid
+from contextvars import ContextVar
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SecurityHeadersMiddleware"]
+from service.errors import BearerError
 
+__all__ = [
+    "PROBLEM_JSON",
+    "REQUEST_ID_HEADER",
+    "RequestIdMiddleware",
+    "SecurityHeadersMiddleware",
+    "current_request_id",
+    "request_id_of",
+]
+
+PROBLEM_JSON = "application/problem+json"
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _TOKEN_PARAMS = {"access_token", "id_token", "refresh_token"}
+current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+"""The id of the request being served (``-`` outside a request)."""
+
+
+def request_id_of(scope: Scope) -> str | None:
+    """The id :class:`RequestIdMiddleware` gave this request."""
+    rid = scope.get("state", {}).get("request_id")
+    return rid if isinstance(rid, str) else None
+
+
+class RequestIdMiddleware:
+    """``X-Request-ID`` on every response: the caller's when well-formed, else a new one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = current_request_id.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            current_request_id.reset(token)
 
 
 class SecurityHeadersMiddleware:
@@ -30,7 +86,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         if _redact_tokens(scope):
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
 
         async def send_with_headers(message: Message) -> None:
@@ -50,15 +106,12 @@ class SecurityHeadersMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps({
-            "type": "urn:ketamine-screen:problem:invalid-request",
-            "title": "Malformed authentication",
-            "status": 400,
-            "detail": "Tokens are never accepted in a URL; send 'Authorization: Bearer ...'.",
-        }).encode()
-        await send({"type": "http.response.start", "status": 400, "headers": [
-            (b"content-type", b"application/problem+json"),
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        err = BearerError("Tokens are never accepted in a URL; send 'Authorization: Bearer ...'.",
+                          "invalid_request")
+        body = json.dumps(err.problem(request_id_of(scope))).encode()
+        await send({"type": "http.response.start", "status": err.http_status, "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
             (b"www-authenticate", b'Bearer realm="ketamine-screen", error="invalid_request"'),
             (b"x-content-type-options", b"nosniff"),
             (b"cache-control", b"no-store"),

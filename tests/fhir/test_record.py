@@ -1,4 +1,4 @@
-"""The pure parts of service.fhir.paging: search plans, assembly, Medication references.
+"""The pure parts of service.fhir.record: search plans, assembly, Medication references.
 
 No server here: these functions take dicts and return dicts. What HAPI answers to the plans is
 tested in test_client_read.py.
@@ -10,13 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 from service.fhir.capabilities import Capabilities
-from service.fhir.paging import (
-    SearchResult,
-    add_medications,
-    assemble,
-    plan_searches,
-    unresolved_medications,
-)
+from service.fhir.paging import SearchResult
+from service.fhir.record import add_medications, assemble, plan_searches, unresolved_medications
 from tests.fhir.seed import AS_OF, LOINC
 
 BASE = "https://ehr.example/fhir/"

@@ -1,0 +1,120 @@
+"""The one place a :class:`~service.fhir.client.FhirClient` is made, for each way we reach an EHR.
+
+* ``backend``: the REST API, without a user, over SMART Backend Services
+  (https://hl7.org/fhir/smart-app-launch/backend-services.html). One ``BackendServicesAuth`` per
+  (server, read or write) for the process, so tokens are reused until shortly before they expire.
+  With no client credentials configured (a test server without auth), requests go out without a
+  token.
+* ``launch``: a clinician's launch, with the session's access token (``SessionAuth``).
+* ``cds``: a CDS call's ``fhirServer`` with its ``fhirAuthorization`` token, sent as it is.
+* ``plain``: the command line, a server named on it, no token.
+
+Only servers in ``KETAMINE_ALLOWED_ISSUERS`` are contacted with a token. Each client is opened per
+use (``async with``); a shared connection pool per server would be made here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import httpx
+
+from service.auth.backend import BackendServicesAuth
+from service.auth.discovery import SmartDiscovery
+from service.auth.scopes import backend_scopes
+from service.auth.session import SessionAuth
+from service.auth.smart import SmartApp
+from service.config import Settings
+from service.errors import AuthError, FhirAuthError, InputError, LaunchError, PrefetchIncomplete
+from service.fhir.client import FhirClient
+from service.urls import normalise_issuer, trusted
+
+__all__ = ["BearerToken", "FhirClients"]
+
+
+class BearerToken(httpx.Auth):
+    """A token handed to us (a CDS client's ``fhirAuthorization.access_token``), never refreshed."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+class FhirClients:
+    """Makes FHIR clients for one app (see the module docstring)."""
+
+    def __init__(self, settings: Settings, smart: SmartApp | None = None) -> None:
+        self.settings = settings
+        self._smart = smart
+        self._discovery = SmartDiscovery(ttl_seconds=settings.discovery_ttl_seconds,
+                                         timeout=settings.fhir_timeout_seconds)
+        self._auth: dict[tuple[str, bool], BackendServicesAuth] = {}
+
+    def _client(self, base_url: str, auth: httpx.Auth | None,
+                request_id: str | None) -> FhirClient:
+        return FhirClient(base_url, settings=self.settings, auth=auth, request_id=request_id)
+
+    # -- REST API: Backend Services -------------------------------------------------------------
+
+    def issuer(self, fhir_base: str | None) -> str:
+        """``fhir_base`` when it is allowed, else the first allowed server; InputError otherwise."""
+        allowed = self.settings.allowed_issuers
+        if not allowed:
+            raise AuthError("No FHIR server is configured (KETAMINE_ALLOWED_ISSUERS).")
+        if fhir_base is None:
+            return normalise_issuer(allowed[0])
+        wanted = trusted(fhir_base, allowed)
+        if wanted is None:
+            raise InputError("fhir_base is not one of the FHIR servers this service may use.")
+        return wanted
+
+    async def backend_auth(self, iss: str, *, write: bool = False) -> httpx.Auth | None:
+        if self.settings.private_key_file is None and not self.settings.client_secret:
+            return None
+        key = (iss, write)
+        if key not in self._auth:
+            try:
+                config = await self._discovery.get(iss)
+            except LaunchError as err:
+                raise FhirAuthError(f"SMART discovery failed: {err}") from None
+            scope = backend_scopes(v2=config.supports_v2_scopes, write=write)
+            self._auth[key] = BackendServicesAuth(self.settings, config.token_endpoint,
+                                                  scope=scope)
+        return self._auth[key]
+
+    async def backend(self, fhir_base: str | None, *, write: bool = False,
+                      request_id: str | None = None) -> FhirClient:
+        """A client for an allowed server; use it as ``async with``. ``request_id``: the
+        ``X-Request-ID`` to send (see FhirClient)."""
+        iss = self.issuer(fhir_base)
+        return self._client(iss, await self.backend_auth(iss, write=write), request_id)
+
+    # -- A clinician's launch -------------------------------------------------------------------
+
+    def launch(self, iss: str, session_key: str, *, request_id: str | None = None) -> FhirClient:
+        """The launching EHR, with the clinician's (refreshed) access token."""
+        if self._smart is None:  # pragma: no cover - the app always has a SMART client
+            raise AuthError("No SMART client is configured.")
+        return self._client(iss, SessionAuth(self._smart, session_key), request_id)
+
+    # -- A CDS call ---------------------------------------------------------------------------
+
+    def cds(self, fhir_server: str | None, access_token: str | None, *,
+            request_id: str | None = None) -> FhirClient:
+        """The hook's ``fhirServer``; PrefetchIncomplete when it cannot be used."""
+        if not fhir_server or access_token is None:
+            problem = "the request has no fhirServer and fhirAuthorization"
+        elif (server := trusted(fhir_server, self.settings.allowed_issuers)) is None:
+            problem = "fhirServer is not one of the FHIR servers this service may use"
+        else:
+            return self._client(server, BearerToken(access_token), request_id)
+        raise PrefetchIncomplete(f"Prefetch incomplete and {problem}.")
+
+    # -- The command line ---------------------------------------------------------------------
+
+    def plain(self, base_url: str) -> FhirClient:
+        """A server named on the command line, without a token."""
+        return self._client(base_url, None, None)

@@ -1,0 +1,67 @@
+"""What FHIR servers do that the specification does not lead one to expect, and how we cope.
+
+The one documented home for server quirks: each entry says what a server does, where it was seen,
+and what the code does about it. Code that copes with a quirk takes the name from here, so that
+``grep`` finds every workaround, and a new EHR's oddity is one entry here plus its handling.
+
+========================  ====================================================  ==================
+quirk                     what we do                                            handled in
+========================  ====================================================  ==================
+export poll wait          HAPI answers every ``$export`` status poll with       fhir.bulk
+                          ``Retry-After: 120`` whatever the job's size: the
+                          wait is capped (``KETAMINE_BULK_POLL_MAX_SECONDS``).
+group export types        HAPI refuses ``Medication`` in a *Group* export       fhir.bulk,
+                          (HAPI-0512: not in the patient compartment): group    population
+                          exports ask for :data:`GROUP_EXPORT_EXCLUDES` less,
+                          referenced Medications are read by ``_id``.
+large statement           HAPI's full CapabilityStatement is 1.5 MB of JSON:    fhir.bulk
+                          the export check reads :data:`SUMMARY_STATEMENT`.
+no export                 A server without ``$export`` answers the kick-off     fhir.bulk
+                          with one of :data:`NO_EXPORT_STATUSES`: the run
+                          falls back to paging ``Patient``.
+unusable statement        ``/metadata`` missing or malformed: standard search   fhir.client
+                          is assumed (:data:`STATEMENT_FAILURES`).
+patient search param      A server that lists ``subject`` but not ``patient``   fhir.record
+                          for a type is searched by ``subject``.
+no ``_include``           Not listed in ``searchInclude``: the Medications are  fhir.record,
+                          read by ``_id`` search, or a batch of reads where     fhir.client
+                          ``_id`` is not listed either.
+no ``code`` / ``date``    Not listed for Observation: all of the patient's      fhir.record
+                          Observations are read and filtered here; the BP
+                          search is unbounded (the rules apply the window).
+prefetch has no dates     CDS prefetch tokens are context fields only: the      fhir.prefetch
+                          BP window is asked as the most recent readings.
+========================  ====================================================  ==================
+"""
+
+from __future__ import annotations
+
+from service.errors import FhirNotFound, FhirProtocolError, FhirRejected
+
+__all__ = [
+    "GROUP_EXPORT_EXCLUDES",
+    "NO_EXPORT_STATUSES",
+    "STATEMENT_FAILURES",
+    "SUMMARY_STATEMENT",
+    "capped_poll_wait",
+]
+
+GROUP_EXPORT_EXCLUDES = frozenset({"Medication"})
+"""Types a Group export may not ask for (HAPI-0512: outside the patient compartment)."""
+SUMMARY_STATEMENT = (("_summary", "true"),)
+"""The summary CapabilityStatement still lists operations, at a fraction of the size."""
+NO_EXPORT_STATUSES = frozenset({404, 405, 501})
+"""Kick-off answers that mean "no $export here" (a 404 on a Group may also mean no such Group:
+the fallback's Group read then says so)."""
+STATEMENT_FAILURES = (FhirNotFound, FhirRejected, FhirProtocolError)
+"""``/metadata`` answers after which standard search is assumed rather than failing the read."""
+
+
+def capped_poll_wait(asked: float | None, backoff: float, cap: float) -> float:
+    """Seconds until the next export status poll: the server's ``Retry-After`` (else our
+    backoff), never more than ``cap``.
+
+    >>> capped_poll_wait(120.0, 0.5, 5.0), capped_poll_wait(None, 0.5, 5.0)
+    (5.0, 0.5)
+    """
+    return min(asked if asked is not None else backoff, cap)

@@ -1,0 +1,191 @@
+"""FHIR references and the records screening reads: the one place either is spelled out.
+
+A reference (https://hl7.org/fhir/R4/references.html#literal) is relative (``Patient/1``),
+absolute (``https://ehr.example/fhir/Patient/1``), either of them versioned
+(``.../_history/2``), a ``urn:uuid:`` inside a Bundle (https://hl7.org/fhir/R4/bundle.html#references),
+or contained (``#med1``). :meth:`Ref.parse` reads every form; everything else uses it.
+
+:data:`SCREENED_TYPES` lists the resource types screening reads, with the element that names
+their patient and whether they reference a Medication: the Bundle reader, the server searches, the
+Bulk export, the SMART scopes and the CDS prefetch all follow it, so a new type is one row here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "MEDICATION_BATCH",
+    "SCREENED_TYPES",
+    "Ref",
+    "ScreenedType",
+    "medication_ref",
+    "missing_medications",
+    "patient_ref",
+    "reference_to",
+    "resource_key",
+]
+
+_TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+"""https://hl7.org/fhir/R4/datatypes.html#id"""
+
+MEDICATION_BATCH = 50
+"""Medication ids asked for in one ``_id`` search (a URL stays well under 2 kB)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenedType:
+    name: str
+    patient: str
+    """The element that references the patient (``subject`` or ``patient``)."""
+    medication: bool = False
+    """Has ``medication[x]``: a ``medicationReference`` may point at a Medication to fetch."""
+    prefetch: str = ""
+    """CDS prefetch key, and the search filter the prefetch template adds (after ``&``)."""
+    prefetch_filter: str = ""
+    when_listed: bool = False
+    """Searched only where the server's CapabilityStatement lists the type."""
+
+
+SCREENED_TYPES: dict[str, ScreenedType] = {t.name: t for t in (
+    ScreenedType("Condition", "subject", prefetch="conditions"),
+    ScreenedType("MedicationStatement", "subject", medication=True,
+                 prefetch="medicationStatements",
+                 prefetch_filter="status=active,intended,on-hold,unknown"),
+    ScreenedType("MedicationRequest", "subject", medication=True,
+                 prefetch="medicationRequests", prefetch_filter="status=active,on-hold"),
+    ScreenedType("MedicationDispense", "subject", medication=True, when_listed=True),
+    ScreenedType("AllergyIntolerance", "patient", prefetch="allergies"),
+    ScreenedType("Observation", "subject"),
+)}
+"""What screening reads besides the Patient, in the order searches and prefetch keys list them.
+Observations are searched by code (service.fhir.record), not by this table's prefetch columns."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One parsed reference. ``type`` and ``id`` are None for a ``urn:`` and for a contained
+    reference's type.
+
+    >>> Ref.parse("Patient/1")
+    Ref(form='relative', type='Patient', id='1', version=None, base=None, text='Patient/1')
+    >>> Ref.parse("https://ehr.example/fhir/Patient/1/_history/2").key
+    'Patient/1'
+    >>> Ref.parse("https://ehr.example/fhir/Patient/1/_history/2").version
+    '2'
+    >>> Ref.parse("https://ehr.example/fhir/Patient/1").base
+    'https://ehr.example/fhir'
+    >>> Ref.parse("urn:uuid:8f7c4a9e-0d1b-4c3a-9d5e-2b6f1a0c7e31").key
+    'urn:uuid:8f7c4a9e-0d1b-4c3a-9d5e-2b6f1a0c7e31'
+    >>> Ref.parse("#med1").form, Ref.parse("#med1").id
+    ('contained', 'med1')
+    >>> Ref.parse("not a reference") is None
+    True
+    """
+
+    form: Literal["relative", "absolute", "urn", "contained"]
+    type: str | None
+    id: str | None
+    version: str | None = None
+    base: str | None = None
+    """The server part of an absolute reference, without a trailing slash."""
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: object) -> Ref | None:
+        if not isinstance(text, str) or not text:
+            return None
+        if text.startswith("urn:"):
+            return cls("urn", None, None, text=text)
+        if text.startswith("#"):
+            return cls("contained", None, text[1:] or None, text=text)
+        head, _, version = text.partition("/_history/")
+        parts = head.rstrip("/").split("/")
+        if len(parts) < 2 or not _TYPE.match(parts[-2]) or not _ID.match(parts[-1]):
+            return None
+        base = "/".join(parts[:-2]) or None
+        if base is not None and "://" not in base:
+            return None
+        return cls("absolute" if base else "relative", parts[-2], parts[-1], version or None,
+                   base, text)
+
+    @property
+    def key(self) -> str:
+        """``Type/id`` (without server or version); a ``urn:`` or ``#id`` as written."""
+        if self.type is None or self.id is None:
+            return self.text
+        return f"{self.type}/{self.id}"
+
+    def on(self, base_url: str) -> bool:
+        """Relative, or absolute on the server at ``base_url``.
+
+        >>> Ref.parse("https://ehr.example/fhir/Medication/m1").on("https://ehr.example/fhir/")
+        True
+        >>> Ref.parse("https://other.example/fhir/Medication/m1").on("https://ehr.example/fhir")
+        False
+        """
+        return self.form == "relative" or (
+            self.form == "absolute" and self.base == base_url.rstrip("/"))
+
+
+def reference_to(kind: str, ref: str) -> str:
+    """``Kind/id`` from ``Kind/id`` or a bare id.
+
+    >>> reference_to("Patient", "p1"), reference_to("Patient", "Patient/p1")
+    ('Patient/p1', 'Patient/p1')
+    """
+    return ref if ref.startswith(f"{kind}/") else f"{kind}/{ref}"
+
+
+def resource_key(resource: Mapping[str, Any]) -> str:
+    """``Type/id`` of a resource (JSON)."""
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
+
+
+def _reference(value: object) -> Ref | None:
+    return Ref.parse(value.get("reference")) if isinstance(value, Mapping) else None
+
+
+def patient_ref(resource: Mapping[str, Any]) -> Ref | None:
+    """The reference to the patient a screened record (JSON) is about."""
+    kind = SCREENED_TYPES.get(str(resource.get("resourceType")))
+    return _reference(resource.get(kind.patient if kind else "subject"))
+
+
+def medication_ref(resource: Mapping[str, Any]) -> Ref | None:
+    """A record's ``medicationReference``, when it is not a contained one."""
+    kind = SCREENED_TYPES.get(str(resource.get("resourceType")))
+    if kind is None or not kind.medication:
+        return None
+    ref = _reference(resource.get("medicationReference"))
+    return None if ref is None or ref.form == "contained" else ref
+
+
+def missing_medications(records: Iterable[Mapping[str, Any]], have: Collection[str], *,
+                        base_url: str | None = None) -> tuple[list[str], list[str]]:
+    """Ids of the Medications ``records`` reference that are not among ``have`` (ids), in order
+    and once each; and the keys of records whose Medication is not on ``base_url`` (any server
+    when ``base_url`` is None), which cannot be fetched."""
+    wanted: list[str] = []
+    elsewhere: list[str] = []
+    for record in records:
+        kind = SCREENED_TYPES.get(str(record.get("resourceType")))
+        if kind is None or not kind.medication:
+            continue
+        raw = record.get("medicationReference")
+        ref = _reference(raw)
+        if ref is None and not (isinstance(raw, Mapping) and isinstance(raw.get("reference"), str)):
+            continue  # a concept, or a display-only reference
+        if ref is not None and ref.form == "contained":
+            continue
+        if (ref is None or ref.type != "Medication" or ref.id is None
+                or (base_url is not None and not ref.on(base_url))):
+            elsewhere.append(resource_key(record))
+            continue
+        if ref.id not in have and ref.id not in wanted:
+            wanted.append(ref.id)
+    return wanted, elsewhere

@@ -1,0 +1,229 @@
+"""The treatment-session form of the clinician's pages: its fields, parsing and messages.
+
+The form is checked with :class:`~service.render.session_input.SessionInput` itself; each error is
+put at its field by its location and type (never by its wording), with a message for people.
+What the form offers (routes, products, adverse events, MOAA/S levels, the three sets of vitals)
+is :mod:`service.render.session_items`. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ValidationError
+
+from service.render.session_input import SessionInput, VitalsInput
+from service.render.session_items import (
+    FORM_ADVERSE_EVENTS,
+    MOAAS_LEVELS,
+    PRODUCTS,
+    ROUTES,
+    VITALS_STEPS,
+)
+
+__all__ = [
+    "FIELD_ORDER",
+    "NUMBER_FIELDS",
+    "NumberField",
+    "SessionForm",
+    "form_choices",
+    "parse_session_form",
+]
+
+
+def form_choices() -> dict[str, Any]:
+    """What the form's menus, radios and checkboxes offer, for the template."""
+    return {
+        "vitals": [(step.field, step.heading) for step in VITALS_STEPS],
+        "routes": [(r.code, r.label) for r in sorted(ROUTES.values(), key=lambda r: r.menu)],
+        "products": list(PRODUCTS.items()),
+        "moaas_options": [(str(n), f"{n}: {text}") for n, text in MOAAS_LEVELS],
+        "adverse_events": FORM_ADVERSE_EVENTS,
+        "numbers": NUMBER_FIELDS,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NumberField:
+    name: str
+    label: str
+    unit: str
+    low: float
+    high: float
+    whole: bool = False
+    required: bool = True
+
+    @property
+    def hint(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{_n(self.low)}-{_n(self.high)}{unit}" + ("" if self.required else ", optional")
+
+
+def _n(value: float) -> str:
+    return f"{value:g}"
+
+
+def _bounds(model: type[BaseModel], name: str) -> tuple[float, float]:
+    low = high = None
+    for item in model.model_fields[name].metadata:
+        low = getattr(item, "ge", low)
+        high = getattr(item, "le", high)
+    if low is None or high is None:
+        raise TypeError(f"{model.__name__}.{name} has no ge/le bounds")
+    return float(low), float(high)
+
+
+def _vital_fields(prefix: str) -> list[NumberField]:
+    spec = (("systolic", "Systolic", "mmHg", True), ("diastolic", "Diastolic", "mmHg", True),
+            ("heart_rate", "Heart rate", "beats/min", True), ("spo2", "SpO2", "%", False))
+    return [NumberField(f"{prefix}.{key}", label, unit, *_bounds(VitalsInput, key),
+                        required=required) for key, label, unit, required in spec]
+
+
+NUMBER_FIELDS: dict[str, NumberField] = {f.name: f for f in [
+    *(f for step in VITALS_STEPS for f in _vital_fields(step.field)),
+    NumberField("dose_mg", "Dose", "mg", *_bounds(SessionInput, "dose_mg")),
+    NumberField("dose_mg_per_kg", "Dose per kg", "mg/kg", *_bounds(SessionInput, "dose_mg_per_kg"),
+                required=False),
+    NumberField("cadss_total", "CADSS total", "", *_bounds(SessionInput, "cadss_total"),
+                whole=True, required=False),
+    NumberField("monitoring_minutes", "Monitoring time", "minutes",
+                *_bounds(SessionInput, "monitoring_minutes"), whole=True),
+]}
+TIME_FIELDS = {"pre_dose.time": "time of the vitals before dosing", "dose_time": "dose time",
+               "at_40_min.time": "time of the ~40 minute vitals",
+               "discharge.time": "time of the discharge vitals"}
+CHOICES = {"product": "Choose the product given.", "route": "Choose the route.",
+           "moaas": "Choose the deepest sedation seen (MOAA/S).",
+           "ready_to_leave": "Say whether the patient was ready to leave."}
+FIELD_ORDER = (
+    "session_date", "tz",
+    *(f"pre_dose.{k}" for k in ("time", "systolic", "diastolic", "heart_rate", "spo2")),
+    "product", "route", "dose_time", "dose_mg", "dose_mg_per_kg",
+    *(f"at_40_min.{k}" for k in ("time", "systolic", "diastolic", "heart_rate", "spo2")),
+    "moaas", "cadss_total", "ae", "ae_other_text",
+    *(f"discharge.{k}" for k in ("time", "systolic", "diastolic", "heart_rate", "spo2")),
+    "monitoring_minutes", "ready_to_leave", "form")
+"""Every field in the order the form shows it (the error summary follows it)."""
+_RENAMED = {"pre_dose.at": "pre_dose.time", "at_40_min.at": "at_40_min.time",
+            "discharge.at": "discharge.time", "dose_at": "dose_time"}
+
+
+@dataclass(slots=True)
+class SessionForm:
+    """What the clinician typed (kept verbatim), the errors by field, and the parsed session."""
+
+    values: dict[str, str]
+    adverse: list[str]
+    errors: dict[str, str] = field(default_factory=dict)
+    session: SessionInput | None = None
+
+    def error_list(self) -> list[tuple[str, str]]:
+        order = {name: i for i, name in enumerate(FIELD_ORDER)}
+        return sorted(self.errors.items(), key=lambda kv: order.get(kv[0], len(order)))
+
+
+def _number(text: str) -> str:
+    text = text.strip()
+    return text.replace(",", ".") if text.count(",") == 1 and "." not in text else text
+
+
+_CHECKS = {
+    "pre_dose.diastolic": "Diastolic must be lower than systolic.",
+    "at_40_min.diastolic": "Diastolic must be lower than systolic.",
+    "discharge.diastolic": "Diastolic must be lower than systolic.",
+    "dose_mg_per_kg": "An IV dose needs the dose in mg/kg.",
+    "dose_time": ("Times must run in order: vitals before dosing, dose, ~40 minute vitals, "
+                  "discharge vitals."),
+}
+"""The messages of SessionInput's checks that involve two fields, by the field they are put at."""
+
+
+def _message(loc: tuple[str | int, ...], kind: str, msg: str) -> tuple[str, str]:
+    """(form field, message for people) for one pydantic error, by its location and type."""
+    if loc and loc[0] == "adverse_events":
+        return "ae_other_text", "Describe the other adverse event."
+    name = ".".join(str(p) for p in loc)
+    name = _RENAMED.get(name, name)
+    if kind == "value_error" and name in _CHECKS:
+        return name, _CHECKS[name]
+    if not loc:
+        return "form", msg.removeprefix("Value error, ")
+    spec = NUMBER_FIELDS.get(name)
+    if spec is not None:
+        number = "a whole number" if spec.whole else "a number"
+        unit = f" {spec.unit}" if spec.unit else ""
+        if kind == "missing":
+            return name, f"Enter the {spec.label.lower()} ({spec.hint})."
+        return name, (f"{spec.label} must be {number} from {_n(spec.low)} to "
+                      f"{_n(spec.high)}{unit}.")
+    if name in TIME_FIELDS:
+        return name, f"Enter the {TIME_FIELDS[name]} (HH:MM)."
+    if name in CHOICES:
+        return name, CHOICES[name]
+    return "form", f"{name}: {msg}"
+
+
+def _aware(day: date | None, text: str, zone: tzinfo | None) -> datetime | str | None:
+    if day is None or zone is None or not text.strip():
+        return None
+    try:
+        return datetime.combine(day, time.fromisoformat(text.strip()), zone)
+    except ValueError:
+        return text
+
+
+def parse_session_form(form: Mapping[str, str], adverse: list[str], *, patient_id: str
+                       ) -> SessionForm:
+    """Check the posted form with :class:`SessionInput`; map every error to its field."""
+    values = {k: str(v) for k, v in form.items() if k != "ae"}
+    result = SessionForm(values, [a for a in adverse if a in dict(FORM_ADVERSE_EVENTS)])
+    day: date | None = None
+    zone: tzinfo | None = None
+    try:
+        day = date.fromisoformat(values.get("session_date", "").strip())
+    except ValueError:
+        result.errors["session_date"] = "Enter the date of the session (YYYY-MM-DD)."
+    try:
+        zone = ZoneInfo(values.get("tz", "").strip() or "UTC")
+    except (ValueError, ZoneInfoNotFoundError):
+        result.errors["tz"] = "Enter a time zone such as Europe/Zurich or UTC."
+    data: dict[str, Any] = {"session_id": values.get("session_id", ""), "patient_id": patient_id}
+    for key in ("product", "route", "moaas"):
+        if values.get(key):
+            data[key] = values[key]
+    if values.get("ready_to_leave") in ("yes", "no"):
+        data["ready_to_leave"] = values["ready_to_leave"] == "yes"
+    for name in NUMBER_FIELDS:
+        text = _number(values.get(name, ""))
+        if text:
+            head, _, tail = name.partition(".")
+            target = data.setdefault(head, {}) if tail else data
+            target[tail or head] = text
+    for step in VITALS_STEPS:
+        at = _aware(day, values.get(f"{step.field}.time", ""), zone)
+        if at is not None:
+            data.setdefault(step.field, {})["at"] = at
+    dose_at = _aware(day, values.get("dose_time", ""), zone)
+    if dose_at is not None:
+        data["dose_at"] = dose_at
+    data["adverse_events"] = [
+        {"code": code, "text": values.get("ae_other_text") if code == "other" else None}
+        for code in result.adverse]
+    try:
+        result.session = SessionInput.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where, text = _message(tuple(error["loc"]), error["type"], error["msg"])
+            if where in TIME_FIELDS and ("session_date" in result.errors or "tz" in result.errors):
+                continue  # the time is fine; the date or zone it needs is not
+            result.errors.setdefault(where, text)
+    if result.errors:
+        result.session = None
+    return result
+
+
