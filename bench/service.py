@@ -42,7 +42,7 @@ from bench.engine import patient as synthetic_patient
 from bench.loadgen import Run, closed_loop, percentile, probe
 from service.fhir.bundle import parse_bundle
 from service.fhir.capabilities import Capabilities
-from service.fhir.paging import plan_searches
+from service.fhir.record import plan_searches
 from service.screening.engine import screen
 from service.screening.matching import default_matcher
 from tests.auth.smart_server import SmartTestServer

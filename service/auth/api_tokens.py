@@ -18,7 +18,7 @@ from service.auth.jwks import JwksCache
 from service.config import Settings
 from service.errors import BearerError, TokenError
 
-__all__ = ["ApiTokenVerifier", "Caller", "validate_claims"]
+__all__ = ["LEEWAY_SECONDS", "ApiTokenVerifier", "Caller", "validate_claims"]
 
 LEEWAY_SECONDS = 30
 

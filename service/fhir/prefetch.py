@@ -28,6 +28,7 @@ from service.screening.model import RawPatientData
 __all__ = [
     "MAX_MEDICATION_READS",
     "PREFETCH",
+    "Connect",
     "bundle_resources",
     "draft_orders",
     "gather_records",

@@ -27,6 +27,7 @@ __all__ = [
     "BpPoint",
     "Chart",
     "Scale",
+    "bp_scale",
     "last_session_bp",
     "phq9_chart",
     "phq9_points",

@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 from service.render.charts import (
-    SESSION_SYSTEM,
     BpPoint,
     bp_scale,
     last_session_bp,
@@ -16,6 +15,7 @@ from service.render.charts import (
     session_bp_chart,
 )
 from service.render.html import smart_style_css
+from service.render.session import SESSION_SYSTEM
 
 SVG = "{http://www.w3.org/2000/svg}"
 T = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
