@@ -29,8 +29,9 @@ demo-ui: setup
 test: setup sandbox-build browser
 	$(BIN)/pytest
 
+## The unit tier: no Java, no Redis, no browser needed (a fresh clone, in well under a minute).
 test-unit: setup
-	$(BIN)/pytest -m "not integration and not browser"
+	$(BIN)/pytest -m "not integration and not browser and not redis and not slow"
 
 sandbox-build: setup
 	$(BIN)/python tests/sandbox/manage.py build

@@ -99,6 +99,7 @@ def _fuzz(schema: Any, server: SmartTestServer, max_examples: int) -> list[str]:
     return failures
 
 
+@pytest.mark.slow
 def test_no_server_error_without_fhir(unit_schema: Any, token_server: SmartTestServer) -> None:
     failures = _fuzz(unit_schema, token_server, max_examples=60)
     assert not failures, "\n".join(failures)

@@ -12,13 +12,10 @@ an upstream FHIR server (the HAPI sandbox). It also issues API JWTs for the serv
 from __future__ import annotations
 
 import secrets
-import socket
-import threading
 import time
 from typing import Any
 
 import httpx
-import uvicorn
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
@@ -29,6 +26,7 @@ from starlette.routing import Route
 
 from tests.auth.authlib_starlette import StarletteOAuth2Request
 from tests.auth.smart_grants import Client, Grant, ServerState, build_auth_server
+from tests.servers import ThreadServer, free_port
 
 
 class SmartTestServer:
@@ -41,13 +39,12 @@ class SmartTestServer:
         self.api_key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"})
         self.id_token_key.ensure_kid()
         self.api_key.ensure_kid()
-        self.port = _free_port()
+        self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.fhir_base = f"{self.base_url}/fhir"
         self.state.issuer = self.base_url
         self.auth_server = build_auth_server(self)
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: ThreadServer | None = None
 
     # -- scripting ---------------------------------------------------------------------------
     def register_client(self, client: Client) -> None:
@@ -71,23 +68,12 @@ class SmartTestServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SmartTestServer:
-        config = uvicorn.Config(_build_app(self), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("SMART test server did not start")
-            time.sleep(0.02)
+        self._server = ThreadServer(_build_app(self), port=self.port, lifespan="off").start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._server.stop()
 
     # -- tokens ------------------------------------------------------------------------------
     def valid_access_token(self, header: str | None) -> Grant | None:
@@ -118,12 +104,6 @@ class SmartTestServer:
                              "context-standalone-patient", "sso-openid-connect",
                              "permission-patient", "permission-v1" if v1 else "permission-v2"],
         }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- HTTP surface ----------------------------------------------------------------------------

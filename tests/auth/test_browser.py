@@ -4,14 +4,10 @@ top-level window: EHR -> /launch -> authorize -> /callback -> /app, with a scree
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from joserfc.jwk import ECKey, RSAKey
 
 from service.config import Settings
@@ -19,6 +15,7 @@ from service.main import create_app
 from tests.auth.conftest import register_client
 from tests.auth.smart_server import SmartTestServer
 from tests.auth.test_integration import seed_patient
+from tests.servers import ThreadServer, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -28,17 +25,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def browser_world(fhir_base_url: str, client_rsa_key: RSAKey,
                   client_ec_key: ECKey) -> Iterator[tuple[SmartTestServer, str]]:
     """The test EHR (auth server + FHIR proxy to HAPI) and the service, both on real ports."""
-    app_port = _free_port()
+    app_port = free_port()
     app_origin = f"http://127.0.0.1:{app_port}"
     server = SmartTestServer(fhir_upstream=fhir_base_url).start()
     register_client(server, client_rsa_key, client_ec_key, [f"{app_origin}/callback"])
@@ -46,18 +37,9 @@ def browser_world(fhir_base_url: str, client_rsa_key: RSAKey,
         _env_file=None, environment="test", client_id="ketamine-screen",
         client_secret="test-only-client-secret", allowed_issuers=[server.fhir_base],
         redirect_uri=f"{app_origin}/callback", cookie_secure=True)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=app_port,
-                            log_level="warning")
-    app_server = uvicorn.Server(config)
-    thread = threading.Thread(target=app_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not app_server.started:
-        assert time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.05)
+    app_server = ThreadServer(create_app(settings), port=app_port).start()
     yield server, app_origin
-    app_server.should_exit = True
-    thread.join(timeout=10)
+    app_server.stop()
     server.stop()
 
 

@@ -56,11 +56,22 @@ def patient(fhir_base_url: str) -> str:
     return new_patient(fhir_base_url)
 
 
-def fhir_client(base_url: str, *, timeout: float = 2.0, retries: int = 2) -> FhirClient:
+BASE_DELAY, MAX_DELAY = 0.2, 1.0
+"""The fault tests' backoff: attempt n waits at most min(MAX_DELAY, BASE_DELAY * 2**n) s."""
+
+
+def fhir_client(base_url: str, *, timeout: float = 2.0, retries: int = 2,
+                waits: list[float] | None = None) -> FhirClient:
+    """A client whose waits between attempts go to ``waits`` instead of being slept."""
     settings = Settings(_env_file=None, fhir_timeout_seconds=timeout,  # type: ignore[call-arg]
                         fhir_max_retries=retries)
-    return FhirClient(base_url, settings=settings,
-                      retry=RetryPolicy(max_retries=retries, base_delay=0.2, max_delay=1.0))
+    spent = waits if waits is not None else []
+
+    async def sleep(seconds: float) -> None:
+        spent.append(seconds)
+
+    return FhirClient(base_url, settings=settings, retry=RetryPolicy(
+        max_retries=retries, base_delay=BASE_DELAY, max_delay=MAX_DELAY, sleep=sleep))
 
 
 def write_state(base_url: str, result: ScreeningResult, raw: RawPatientData) -> str | dict[str,

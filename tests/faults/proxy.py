@@ -8,8 +8,13 @@ server, what the server stored afterwards is real, and the tests count it.
 Actions:
 
 ``pass``            forward, relay the answer
-``delay``           wait ``seconds``, then forward and relay (the EHR is slow)
-``delay-answer``    forward (the server does the work), wait ``seconds``, then relay
+``delay``           wait until the client gives up (closes), at most ``seconds``, then forward
+                    and relay (the EHR is slow)
+``delay-answer``    forward (the server does the work), wait until the client gives up, at most
+                    ``seconds``, then relay
+
+The delays end when the client closes the connection, not after a fixed sleep: the answer is late
+by exactly as much as the client's timeout, whatever the machine's load.
 ``status``          answer ``status`` / ``headers`` / ``body`` without forwarding
 ``reset``           drop the connection with a TCP RST, nothing forwarded
 ``reset-after``     forward the whole request, read the answer, then RST instead of relaying
@@ -26,7 +31,6 @@ import socket
 import socketserver
 import struct
 import threading
-import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -75,6 +79,14 @@ def _read_request(sock: socket.socket) -> tuple[bytes, bytes] | None:
             return None
         body += chunk
     return head, body
+
+
+def _until_closed(sock: socket.socket, cap: float) -> None:
+    """Block until the peer closes ``sock`` (it sent its whole request already), or ``cap`` s."""
+    sock.settimeout(cap)
+    with contextlib.suppress(OSError):
+        while sock.recv(65536):
+            pass
 
 
 def _with_close(head: bytes) -> bytes:
@@ -169,7 +181,7 @@ class FaultProxy:
             client.close()
             return
         if action == "delay":
-            time.sleep(rule.seconds)
+            _until_closed(client, rule.seconds)
         raw = _with_close(head) + b"\r\n\r\n"
         try:
             upstream = socket.create_connection(self.upstream, timeout=120)
@@ -207,7 +219,7 @@ class FaultProxy:
             _rst(client)
             return
         if action == "delay-answer":
-            time.sleep(rule.seconds)
+            _until_closed(client, rule.seconds)
         if action == "garble":
             junk = b'{"resourceType": "Bundle", "type": "transaction-response", "entry": [{'
             answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n"

@@ -1,4 +1,5 @@
-"""HTTP faults injected with respx: each maps to its error class, in bounded time.
+"""HTTP faults injected with respx: each maps to its error class, after a bounded number of
+attempts and waits (the waits are recorded, not slept: the policy's ``sleep`` is the seam).
 
 respx stands in for the network only to break it. Where a fault needs an answer afterwards (a
 retry that succeeds, the searches around a failing read) the routes give one canned resource: the
@@ -9,7 +10,6 @@ against the HAPI sandbox (test_client_read.py).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -37,6 +37,7 @@ from service.screening.model import RawPatientData
 BASE = "https://fhir.test/fhir"
 AS_OF = datetime(2026, 6, 15, 12, tzinfo=UTC)
 FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, retry_after_cap=0.3)
+"""Two retries, backoff at most 0.05 s, Retry-After cut to 0.3 s."""
 STANDARD = Capabilities()
 """An empty statement: standard search, no ``_include`` (so no /metadata route is needed)."""
 
@@ -66,63 +67,67 @@ def server() -> Iterator[respx.MockRouter]:
         yield router
 
 
+def recorder(waits: list[float]) -> RetryPolicy:
+    """FAST, with each wait between attempts appended to ``waits`` instead of slept."""
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    return RetryPolicy(max_retries=FAST.max_retries, base_delay=FAST.base_delay,
+                       max_delay=FAST.max_delay, retry_after_cap=FAST.retry_after_cap,
+                       sleep=sleep)
+
+
 def client(**kwargs: Any) -> FhirClient:
-    kwargs.setdefault("retry", FAST)
+    kwargs.setdefault("retry", recorder([]))
     return FhirClient(BASE, settings=Settings(fhir_timeout_seconds=1.0), capabilities=STANDARD,
                       **kwargs)
 
 
-class Timed:
-    elapsed = 0.0
-
-
-async def read(pid: str = "p1", timed: Timed | None = None) -> RawPatientData:
-    started = time.perf_counter()
-    try:
-        async with client() as fhir:
-            return await fhir.read_patient_data(pid, as_of=AS_OF, bp_window_days=30)
-    finally:
-        if timed is not None:
-            timed.elapsed = time.perf_counter() - started
+async def read(pid: str = "p1", waits: list[float] | None = None) -> RawPatientData:
+    async with client(retry=recorder(waits if waits is not None else [])) as fhir:
+        return await fhir.read_patient_data(pid, as_of=AS_OF, bp_window_days=30)
 
 
 async def test_timeout_becomes_fhir_timeout_after_bounded_retries(
     server: respx.MockRouter,
 ) -> None:
     server["patient"].side_effect = httpx.ReadTimeout("slow")
-    timed = Timed()
+    waits: list[float] = []
     with pytest.raises(FhirTimeout, match="did not answer in time"):
-        await read(timed=timed)
-    assert timed.elapsed < 2
+        await read(waits=waits)
     assert server["patient"].call_count == 1 + FAST.max_retries
+    # one backoff before each retry, within the policy's ceiling (equal jitter: half to all)
+    assert len(waits) == FAST.max_retries
+    assert 0.005 <= waits[0] <= 0.01 and 0.01 <= waits[1] <= 0.02
 
 
 async def test_429_honours_retry_after_then_succeeds(server: respx.MockRouter) -> None:
     server["patient"].side_effect = [httpx.Response(429, headers={"Retry-After": "1"}),
                                      httpx.Response(200, json=PATIENT)]
-    timed = Timed()
-    data = await read(timed=timed)
+    waits: list[float] = []
+    data = await read(waits=waits)
     assert data.patient is not None
-    # Retry-After: 1 is capped to 0.3 s by the policy: waited at least that, not a full second.
-    assert 0.3 <= timed.elapsed < 1.0
+    # Retry-After: 1 is capped to 0.3 s by the policy: waited that, not a full second.
+    assert waits == [0.3]
     assert server["patient"].call_count == 2
 
 
 async def test_429_forever_becomes_unavailable(server: respx.MockRouter) -> None:
     server["patient"].respond(429, headers={"Retry-After": "120"})
-    timed = Timed()
+    waits: list[float] = []
     with pytest.raises(FhirUnavailable) as info:
-        await read(timed=timed)
+        await read(waits=waits)
     assert info.value.status == 429
-    assert timed.elapsed < 1.5  # two capped waits of 0.3 s
+    assert waits == [0.3, 0.3]  # two capped waits
 
 
 async def test_500_is_not_retried(server: respx.MockRouter) -> None:
     server["patient"].return_value = outcome(500, "NullPointerException")
-    timed = Timed()
+    waits: list[float] = []
     with pytest.raises(FhirUnavailable, match=r"500.*NullPointerException"):
-        await read(timed=timed)
-    assert timed.elapsed < 1
+        await read(waits=waits)
+    assert waits == []
     assert server["patient"].call_count == 1
 
 
@@ -139,10 +144,10 @@ async def test_gateway_errors_are_retried_then_succeed(
 
 async def test_connection_reset_is_retried_then_unavailable(server: respx.MockRouter) -> None:
     server["patient"].side_effect = httpx.ReadError("Connection reset by peer")
-    timed = Timed()
+    waits: list[float] = []
     with pytest.raises(FhirUnavailable, match="ReadError"):
-        await read(timed=timed)
-    assert timed.elapsed < 2
+        await read(waits=waits)
+    assert len(waits) == FAST.max_retries
     assert server["patient"].call_count == 1 + FAST.max_retries
 
 
@@ -236,7 +241,7 @@ async def test_metadata_failure_falls_back_to_standard_search() -> None:
         searches = router.get(path__regex=rf"^/({'|'.join(SEARCHED)})$").respond(200, json=EMPTY)
         capabilities.clear_cache()
         try:
-            async with FhirClient(BASE, settings=Settings(), retry=FAST) as fhir:
+            async with FhirClient(BASE, settings=Settings(), retry=recorder([])) as fhir:
                 data = await fhir.read_patient_data("p1", as_of=AS_OF, bp_window_days=30)
         finally:
             capabilities.clear_cache()

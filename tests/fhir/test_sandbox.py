@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -34,9 +33,7 @@ async def test_every_page_is_followed(
 ) -> None:
     pid, resources = big
     async with FhirClient(fhir_base_url, page_size=200) as fhir:
-        started = time.perf_counter()
         data = await fhir.read_patient_data(pid, as_of=AS_OF, bp_window_days=30)
-        elapsed = time.perf_counter() - started
         sent = fhir.requests_sent
     got = ids(data)
     assert sum(i.startswith(f"Observation/{pid}-bp") for i in got) == 1200
@@ -46,7 +43,9 @@ async def test_every_page_is_followed(
     assert data.patient is not None and data.patient.id == pid
     assert data.versions[f"Observation/{pid}-bp0"] == "1"
     assert sent >= 1 + 6  # at least one page per search, 6 pages of BP
-    assert elapsed < 30  # measured ~2 s on 2 cores; see tests/fhir/measure_gather.py
+    # and no more than the pages there are: 6 of BP, one per other search, the Patient and
+    # /metadata; the time it takes is measured by tests/fhir/measure_gather.py, not asserted
+    assert sent <= 1 + 1 + 6 + 5
 
     # The same records as a Bundle file give the same set, less what the server narrowed away.
     path = tmp_path / "big.json"

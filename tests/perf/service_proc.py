@@ -7,23 +7,21 @@ from an empty directory so no ``.env`` file sneaks in. Standard library plus htt
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from pathlib import Path
-from typing import Self
+from typing import IO, Self
 
-import httpx
+from tests.servers import free_port
 
 __all__ = ["ServiceProcess", "free_port"]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_STARTED = b"Application startup complete."
+"""What uvicorn logs (at ``info``) when a worker has run the app's lifespan startup."""
+_LISTENING = b"Uvicorn running on"
+"""... and once its socket listens (after the single worker's startup; before several start)."""
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -61,33 +59,42 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self._cwd = tempfile.TemporaryDirectory(prefix="ketamine-service-")
 
-    def start(self, timeout: float = 90) -> Self:
+    def start(self) -> Self:
+        """Start, and return once every worker has logged its startup (no polling, no sleep)."""
         command = [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory",
                    "--host", "127.0.0.1", "--port", str(self.port), "--workers",
-                   str(self.workers), "--log-level", "warning", "--no-access-log"]
-        output = self.log.open("ab") if self.log else subprocess.DEVNULL
-        self.process = subprocess.Popen(command, cwd=self._cwd.name, stdout=output,
+                   str(self.workers), "--log-level", "info", "--no-access-log"]
+        self.process = subprocess.Popen(command, cwd=self._cwd.name, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT,
                                         env={**os.environ, **self.env})
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited with {self.process.returncode} "
-                                   f"(log: {self.log})")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the service did not answer /healthz in time")
-            time.sleep(0.1)
-        if self.workers > 1:  # every worker up, not only the first
-            while len(self.pids()) < self.workers + 1 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            time.sleep(1.0)
+        ready = threading.Event()
+        assert self.process.stdout is not None
+        threading.Thread(target=self._relay, args=(self.process.stdout, ready),
+                         daemon=True).start()
+        ready.wait()
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the service exited with {self.process.returncode} "
+                               f"(log: {self.log})")
         return self
+
+    def _relay(self, output: IO[bytes], ready: threading.Event) -> None:
+        """Copy the service's log to :attr:`log`; set ``ready`` when every worker started (or
+        the process ended)."""
+        started, listening = 0, False
+        sink = self.log.open("ab") if self.log else None
+        try:
+            for line in output:
+                if sink is not None:
+                    sink.write(line)
+                    sink.flush()
+                started += _STARTED in line
+                listening = listening or _LISTENING in line
+                if listening and started == self.workers:
+                    ready.set()
+        finally:
+            ready.set()
+            if sink is not None:
+                sink.close()
 
     def pids(self) -> list[int]:
         """The uvicorn process and its workers (multiprocessing helpers included)."""

@@ -199,7 +199,14 @@ def free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """True when a server could listen on ``port`` now.
+
+    The probe binds as the server will (Tomcat sets ``SO_REUSEADDR``): without it, connections of
+    a sandbox that just stopped, still in TIME_WAIT, would make a free port look taken for a
+    minute.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -389,8 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             f"log: {sandbox.log_path}; Ctrl-C to stop\n"
         )
         sys.stdout.flush()
-        while sandbox.running:
-            time.sleep(0.5)
+        assert sandbox.process is not None
+        sandbox.process.wait()
     except KeyboardInterrupt:
         return 0
     else:
