@@ -26,7 +26,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "screening": frozenset({"errors"}),
     "fhir": frozenset({"errors", "urls", "config", "screening"}),
     "state": frozenset({"config"}),
-    "auth": frozenset({"errors", "urls", "config", "state"}),
+    "auth": frozenset({"errors", "urls", "config", "state", "fhir"}),
     "render": frozenset({"service", "errors", "screening", "fhir"}),
     "population": frozenset({"errors", "fhir", "screening"}),
     "clients": frozenset({"errors", "urls", "config", "auth", "fhir"}),

@@ -5,6 +5,8 @@ SMART v2 scopes: https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context
 
 from __future__ import annotations
 
+from service.fhir.references import SCREENED_TYPES
+
 __all__ = [
     "API_SCOPES",
     "SCOPE_SCREEN",
@@ -22,14 +24,11 @@ API_SCOPES = {
     SCOPE_WRITE: "Write screening results back and document treatment sessions",
 }
 
-# (resource type, SMART v2 permissions). Patient is read for age and sex.
+# (resource type, SMART v2 permissions): the Patient (age and sex), what screening reads, and what
+# a clinician's write-back creates.
 _RESOURCES: tuple[tuple[str, str], ...] = (
     ("Patient", "rs"),
-    ("Condition", "rs"),
-    ("MedicationStatement", "rs"),
-    ("MedicationRequest", "rs"),
-    ("AllergyIntolerance", "rs"),
-    ("Observation", "rs"),
+    *((rtype, "rs") for rtype in SCREENED_TYPES),
     ("Observation", "c"),
     ("DetectedIssue", "c"),
     ("Provenance", "c"),
