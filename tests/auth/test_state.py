@@ -18,7 +18,7 @@ from tests.auth.flow import authorize, callback
 from tests.auth.smart_server import SmartTestServer
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
     if request.param == "memory":
         made: SessionStore = MemoryStore()
