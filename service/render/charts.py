@@ -222,13 +222,12 @@ def bp_scale(points: Sequence[BpPoint], thresholds: Sequence[float]) -> Scale:
     return Scale(lo, hi)
 
 
-def session_bp_chart(points: Sequence[BpPoint], *, elevated: tuple[float, float] = (140, 90),
-                     uncontrolled: tuple[float, float] = (180, 100),
-                     chart_id: str = "bp-chart") -> Chart:
+def session_bp_chart(points: Sequence[BpPoint], *, elevated: tuple[float, float],
+                     uncontrolled: tuple[float, float], chart_id: str = "bp-chart") -> Chart:
     """Blood pressure before dosing, at about 40 minutes and at discharge, against the limits.
 
-    Dashed lines: ``uncontrolled`` (CH-KETAMINE, 180/100 mmHg) and ``elevated`` (SPRAVATO-PI 5.6,
-    140/90 mmHg), each labelled with its value on the right.
+    Dashed lines: ``uncontrolled`` (CH-KETAMINE) and ``elevated`` (SPRAVATO-PI 5.6), as the
+    deployment configures them (the settings hold the one copy), each labelled with its value.
     """
     limits = [(uncontrolled[0], "systolic", "uncontrolled", _UNCONTROLLED),
               (elevated[0], "systolic", "elevated", _ELEVATED),

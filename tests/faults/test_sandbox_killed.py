@@ -56,6 +56,7 @@ def start(jar: Path, log: Path, started: list[Sandbox]) -> Sandbox:
     return sandbox.start()
 
 
+@pytest.mark.slow
 async def test_server_killed_mid_write_back(jar: Path, tmp_path: Path,
                                             sandboxes: list[Sandbox]) -> None:
     server = start(jar, tmp_path / "first.log", sandboxes)

@@ -53,6 +53,7 @@ def replicas(redis_url: str, smart: SmartTestServer,
             replica.stop()
 
 
+@pytest.mark.slow
 async def test_a_launch_begun_on_one_process_completes_on_the_other(
         replicas: list[ServiceProcess], smart: SmartTestServer) -> None:
     first, second = replicas

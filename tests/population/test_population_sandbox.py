@@ -81,6 +81,7 @@ def cli(*args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+@pytest.mark.slow
 def test_all_screens_everyone_once_with_the_bundle_paths_verdicts(
         fhir_base_url: str, expected: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     on_server = patient_count(fhir_base_url)
@@ -191,6 +192,7 @@ async def client(fhir_base_url: str) -> AsyncIterator[FhirClient]:
         yield fhir
 
 
+@pytest.mark.slow
 async def test_peak_memory_stays_a_fraction_of_the_export(
         client: FhirClient, crowd: str, expected: dict[str, str]) -> None:
     verdicts: Counter[str] = Counter()

@@ -6,6 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
+from service.config import Settings
 from service.render.charts import (
     BpPoint,
     bp_scale,
@@ -21,10 +22,14 @@ SVG = "{http://www.w3.org/2000/svg}"
 T = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 POINTS = [BpPoint("Before dose", T, 132, 84), BpPoint("~40 min", T, 186, 104),
           BpPoint("Discharge", T, 128, 80)]
+DEFAULTS = Settings(_env_file=None)  # type: ignore[call-arg]
+LIMITS = {"elevated": (DEFAULTS.bp_systolic_elevated, DEFAULTS.bp_diastolic_elevated),
+          "uncontrolled": (DEFAULTS.bp_systolic_uncontrolled, DEFAULTS.bp_diastolic_uncontrolled)}
+"""The limits the pages pass: the deployment's settings (180/100 and 140/90 by default)."""
 
 
 def test_bp_threshold_lines_sit_at_their_values_and_are_labelled() -> None:
-    chart = session_bp_chart(POINTS)
+    chart = session_bp_chart(POINTS, **LIMITS)
     root = ET.fromstring(str(chart.svg))
     scale = bp_scale(POINTS, [180, 140, 100, 90])
     lines = {line.get("data-value"): line for line in root.iter(f"{SVG}line")
@@ -72,7 +77,7 @@ def test_phq9_chart_has_a_date_axis() -> None:
 
 
 def test_chart_text_is_escaped() -> None:
-    chart = session_bp_chart([BpPoint("<script>", None, 120, 80)])
+    chart = session_bp_chart([BpPoint("<script>", None, 120, 80)], **LIMITS)
     assert "<script>" not in str(chart.svg) and "&lt;script&gt;" in str(chart.svg)
     ET.fromstring(str(chart.svg))
 
