@@ -18,8 +18,10 @@
         ├── LaunchError               400 launch-failed    bad iss, state, PKCE, callback (page)
         │   └── TokenEndpointUnavailable  502 launch-failed  the EHR's token endpoint failed
         └── TokenError                502 upstream-token   no access token from the FHIR server
-            ├── BearerError           400 / 401 / 403      a REST or CDS caller's bearer token
-            │                                              (RFC 6750 code; WWW-Authenticate)
+            ├── BearerError           401 invalid-token    a REST or CDS caller's bearer token;
+            │                                              400 invalid-request, 403
+            │                                              insufficient-scope (RFC 6750 codes,
+            │                                              with WWW-Authenticate)
             └── SessionExpired        401 session          no usable clinician session (page)
 
 Each class carries what its answer needs: ``http_status``, ``title``, ``problem_type`` (the

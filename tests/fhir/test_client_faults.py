@@ -172,6 +172,7 @@ async def test_unknown_patient_is_not_found(server: respx.MockRouter) -> None:
         await read("nobody")
     assert str(info.value).startswith("patient not found: Patient/nobody")
     assert info.value.status == 404
+    assert info.value.patient == "nobody"  # known as an attribute, not read back from the text
 
 
 @pytest.mark.parametrize("status", [401, 403])
