@@ -15,7 +15,7 @@ pid=$!
 for _ in $(seq 1 60); do
   if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
     curl -fsS "http://127.0.0.1:$port/readyz"; echo
-    "$work/venv/bin/ketamine-screen" demo | grep -c '^Verdict:' | xargs -I{} echo "demo verdicts from the wheel: {}"
+    "$work/venv/bin/ketamine-screen" demo | grep -c '^Verdict for ' | xargs -I{} echo "demo verdicts from the wheel: {}"
     echo "container-check: wheel installed and /healthz answered on port $port"
     exit 0
   fi
