@@ -34,7 +34,7 @@ import httpx
 from service.config import Settings
 from service.fhir.capabilities import Capabilities
 from service.fhir.client import FhirClient
-from service.fhir.paging import plan_searches
+from service.fhir.record import plan_searches
 from service.workflow import screen_from_fhir
 from tests.builders import AS_OF
 
@@ -108,7 +108,7 @@ def with_fhirpy(base: str, caps: Capabilities) -> Callable[[str], Awaitable[int]
 def projection_preview() -> Callable[[], None]:
     """Put the read-side projection in place of fhir.resources for the search reads (as
     tests/fhir/test_projection.py does), until it is wired in; returns the undo."""
-    from service.fhir import paging
+    from service.fhir import record as paging  # where a server read's resources are parsed
     from service.fhir.projection import decode_resource
 
     before = paging.parse_resource

@@ -27,11 +27,13 @@ PENDING: dict[str, set[str]] = {
     "service.screening.text": {"normal"},
     "service.screening.policy": {"fill", "num", "thresholds"},
     "service.screening.ruleset": {"check_choice", "RULESET_FILE", "_read"},
+    "service.fhir.primitives": {"DATE_PATTERN", "DATETIME_PATTERN", "INSTANT_PATTERN"},
 }
 """Names other modules use that these screening modules do not export yet: theirs to settle
 (add them to ``__all__``, or keep them inside); empty this then."""
-USERS = sorted(p for folder in ("service", "tests", "bench") for p in (ROOT / folder).rglob("*.py")
+USERS = sorted(p for folder in ("service", "tests") for p in (ROOT / folder).rglob("*.py")
                if "target" not in p.parts)
+"""The benchmarks are left out: they swap a module's internals for an alternative on purpose."""
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -26,7 +26,7 @@ import msgspec
 import pytest
 
 from service.fhir import bundle as bundle_module
-from service.fhir import paging
+from service.fhir import paging, record
 from service.fhir.bundle import parse_bundle
 from service.fhir.parse import parse_resource
 from service.fhir.primitives import DATE_PATTERN, DATETIME_PATTERN, INSTANT_PATTERN
@@ -217,7 +217,7 @@ def test_every_projected_element_holds_what_fhir_resources_reads(
 def projected(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Bundle and search readers with the projection in place of fhir.resources."""
     monkeypatch.setattr(bundle_module, "parse_resource", decode_resource)
-    monkeypatch.setattr(paging, "parse_resource", decode_resource)
+    monkeypatch.setattr(record, "parse_resource", decode_resource)
 
 
 def contracts(data: dict[str, Any], name: str) -> dict[str, Any]:
@@ -257,7 +257,7 @@ def test_search_assembly_takes_projected_resources(projected: None) -> None:
                    includes=[r for r in p.resources if r["resourceType"] == "Medication"]),
                "Observation:bp": paging.SearchResult(matches=[
                    r for r in records if r["resourceType"] == "Observation"])}
-    data = paging.assemble("srv1", results)
+    data = record.assemble("srv1", results)
     assert data.problems == []
     assert sorted(f"{r.get_resource_type()}/{r.id}" for r in data.resources) == sorted(
         f"{r['resourceType']}/{r['id']}" for r in records)
