@@ -18,6 +18,9 @@ from typing import Annotated
 from msgspec import Meta
 
 __all__ = [
+    "DATETIME_PATTERN",
+    "DATE_PATTERN",
+    "INSTANT_PATTERN",
     "PATTERN_NAMES",
     "Code",
     "Date",

@@ -16,7 +16,12 @@ from service.screening.model import Concept
 from service.screening.schema import CodedDefinition
 from service.screening.text import NameScanner
 
-__all__ = ["CodeSet", "IcdList", "icd_key"]
+__all__ = [
+    "CodeSet",
+    "IcdList",
+    "icd_key",
+    "member_key",
+]
 
 
 def icd_key(code: str) -> str:

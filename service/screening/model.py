@@ -26,6 +26,7 @@ __all__ = [
     "MedicationFact",
     "ObservationFact",
     "PatientFacts",
+    "Quantity",
     "RawPatientData",
     "ReadProblem",
     "ScreeningResult",

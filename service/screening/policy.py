@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from service.screening.ruleset import ChoiceError, Ruleset
 from service.screening.schema import PRODUCTS, Product
 
-__all__ = ["PRODUCT_CHOICES", "BloodPressurePolicy", "Policy", "products_asked"]
+__all__ = [
+    "PRODUCT_CHOICES",
+    "BloodPressurePolicy",
+    "Policy",
+    "fill",
+    "num",
+    "products_asked",
+    "thresholds",
+]
 
 PRODUCT_CHOICES = ("ketamine", "esketamine", "both")
 

@@ -33,6 +33,7 @@ from service.screening.schema import (
 __all__ = [
     "DEFAULT_RULESET",
     "RULESETS",
+    "RULESET_FILE",
     "AllergyRule",
     "BloodPressureRules",
     "ChoiceError",
@@ -43,9 +44,11 @@ __all__ = [
     "SimpleRule",
     "Terminology",
     "ValueSet",
+    "check_choice",
     "load_maps",
     "load_ruleset",
     "observation_search_codes",
+    "read_map",
 ]
 
 RULESETS = {"v1": "ruleset-v1.yaml", "v2": "ruleset-v2.yaml"}
@@ -87,7 +90,7 @@ def _read_text(name: str) -> str:
         raise MapError(f"fhir_maps/{name}: cannot be read: {exc}") from exc
 
 
-def _read(name: str) -> dict[str, Any]:
+def read_map(name: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(_read_text(name))
     except yaml.YAMLError as exc:
@@ -171,10 +174,10 @@ def load_maps(version: str = DEFAULT_RULESET) -> Maps:
     """
     check_choice(version, tuple(RULESETS), "ruleset")
     name = RULESETS[version]
-    ruleset = _validate(Ruleset, name, _read(name))
+    ruleset = _validate(Ruleset, name, read_map(name))
     if ruleset.version != version:
         raise MapError(f"fhir_maps/{name}: version is {ruleset.version!r}, expected {version!r}")
-    terminology = _validate(Terminology, TERMINOLOGY_FILE, _read(TERMINOLOGY_FILE))
+    terminology = _validate(Terminology, TERMINOLOGY_FILE, read_map(TERMINOLOGY_FILE))
     _check_sources(ruleset, name)
     _check_valueset_ids(ruleset, name)
     valuesets = {v.id: _valueset(v.id, v.url, v.file) for v in ruleset.valuesets}

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 from service.screening.schema import Negation
 
-__all__ = ["NameScanner", "NegationScope", "words_pattern"]
+__all__ = [
+    "NameScanner",
+    "NegationScope",
+    "normal",
+    "words_pattern",
+]
 
 # "/" is no clause break: it joins "r/o", "w/o" and combination products ("a/b").
 _PUNCTUATION = r"[,;:.?!()\[\]|]"

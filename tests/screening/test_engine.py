@@ -184,7 +184,7 @@ def test_verdict_order() -> None:
 def _load_changed(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict[str, Any]], None],
                   error: str) -> None:
     """Load the current ruleset with ``change`` applied to its data: MapError matching ``error``."""
-    good = ruleset_module._read
+    good = ruleset_module.read_map
 
     def changed(name: str) -> dict[str, Any]:
         data = good(name)
@@ -192,7 +192,7 @@ def _load_changed(monkeypatch: pytest.MonkeyPatch, change: Callable[[dict[str, A
             change(data)
         return data
 
-    monkeypatch.setattr(ruleset_module, "_read", changed)
+    monkeypatch.setattr(ruleset_module, "read_map", changed)
     ruleset_module.load_maps.cache_clear()
     try:
         with pytest.raises(MapError, match=error):
