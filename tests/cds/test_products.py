@@ -78,41 +78,29 @@ def _stroke_patient(pid: str) -> tuple[PatientBuilder, str]:
     return patient, patient.condition("I63.9", "Cerebral infarction, unspecified")
 
 
-async def test_esketamine_order_screens_esketamine(api: httpx.AsyncClient,
-                                                   cds_auth: Any) -> None:
-    patient, stroke = _stroke_patient("cds-esk")
-    body = hook_request(patient.pid, [draft_order(patient.pid, ESKETAMINE)],
-                        prefetch_for(patient))
+@pytest.mark.parametrize(("drug", "rules", "prefix", "screened"), [
+    (ESKETAMINE, {"pr-prior-stroke": "warning"}, "Review before esketamine: ",
+     "esketamine (Spravato)"),
+    (KETAMINE, {"ci-prior-stroke": "critical"}, "Ketamine contraindicated: ", "ketamine"),
+    (concept(text="arketamine"), {"ci-prior-stroke": "critical", "pr-prior-stroke": "warning"},
+     "Ketamine/esketamine contraindicated: ", "ketamine and esketamine (Spravato)"),
+], ids=["esketamine-order", "ketamine-order", "unclear-order"])
+async def test_the_order_names_the_product_screened(
+        api: httpx.AsyncClient, cds_auth: Any, drug: dict[str, Any], rules: dict[str, str],
+        prefix: str, screened: str) -> None:
+    patient, stroke = _stroke_patient("cds-product")
+    body = hook_request(patient.pid, [draft_order(patient.pid, drug)], prefetch_for(patient))
     cards = await _cards(api, cds_auth, body)
-    assert _rules(cards) == {"pr-prior-stroke": "warning", "eligibility": "info"}
-    warning = cards[0]
-    assert warning["summary"].startswith("Review before esketamine: ")
-    assert stroke in warning["detail"]
-    assert "Screened for esketamine (Spravato), the product(s) of the order." in warning["detail"]
-    assert cards[1]["summary"].startswith("Esketamine: treatment resistance not documented")
-
-
-async def test_ketamine_order_screens_ketamine(api: httpx.AsyncClient, cds_auth: Any) -> None:
-    patient, stroke = _stroke_patient("cds-ket")
-    body = hook_request(patient.pid, [draft_order(patient.pid, KETAMINE)],
-                        prefetch_for(patient))
-    cards = await _cards(api, cds_auth, body)
-    assert _rules(cards) == {"ci-prior-stroke": "critical", "eligibility": "info"}
-    critical = cards[0]
-    assert critical["summary"].startswith("Ketamine contraindicated: ")
-    assert "Screened for ketamine, the product(s) of the order." in critical["detail"]
-    issue = critical["suggestions"][0]["actions"][0]["resource"]
-    assert issue["implicated"] == [{"reference": stroke}]
-
-
-async def test_unclear_order_screens_both(api: httpx.AsyncClient, cds_auth: Any) -> None:
-    patient, _ = _stroke_patient("cds-both")
-    body = hook_request(patient.pid, [draft_order(patient.pid, concept(text="arketamine"))],
-                        prefetch_for(patient))
-    cards = await _cards(api, cds_auth, body)
-    assert _rules(cards) == {"ci-prior-stroke": "critical", "pr-prior-stroke": "warning",
-                             "eligibility": "info"}
-    assert cards[0]["summary"].startswith("Ketamine/esketamine contraindicated: ")
+    assert _rules(cards) == {**rules, "eligibility": "info"}
+    first = cards[0]
+    assert first["summary"].startswith(prefix) and stroke in first["detail"]
+    assert f"Screened for {screened}, the product(s) of the order." in first["detail"]
+    if first["indicator"] == "critical":
+        issue = first["suggestions"][0]["actions"][0]["resource"]
+        assert issue["implicated"] == [{"reference": stroke}]
+    who = {"esketamine (Spravato)": "Esketamine", "ketamine": "Ketamine"}.get(
+        screened, "Ketamine/esketamine")
+    assert cards[-1]["summary"].startswith(f"{who}: treatment resistance not documented")
 
 
 async def test_eligibility_card_is_information_and_changes_no_indicator(
