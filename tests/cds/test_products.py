@@ -9,10 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from service.config import Settings
 from service.fhir.prefetch import draft_orders
 from service.screening.orders import ordered_products
+from service.screening.ruleset import load_ruleset
+from service.screening.schema import AllergyRule
 from tests.api.conftest import _client
 from tests.builders import ATC, RXNORM, PatientBuilder, concept
 from tests.cds.conftest import (
@@ -175,3 +178,10 @@ async def test_cards_and_issues_quote_the_configured_thresholds(
     assert "180/100" not in said and "140/90" not in said
     issue = card["suggestions"][0]["actions"][0]["resource"]
     assert "above 170/95 mmHg" in issue["detail"] and "180/100" not in issue["detail"]
+
+
+def test_order_products_name_only_identifiers_the_rule_lists() -> None:
+    allergy = load_ruleset("v2")[0].allergy.model_dump()
+    with pytest.raises(ValidationError, match="does not list: N01AX99"):
+        AllergyRule.model_validate({**allergy, "order_products": {"N01AX99": "ketamine"}})
+    assert AllergyRule.model_validate({**allergy, "order_products": {}}).order_products == {}

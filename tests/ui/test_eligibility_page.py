@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import pytest
 from fastapi.testclient import TestClient
 
+from service.main import create_app
 from service.render.timeline import trial_rows, trials_timeline
 from service.screening.model import Eligibility, Trial
-from tests.ui.conftest import open_demo
+from tests.ui.conftest import demo_settings, open_demo
 
 
 def _page(client: TestClient, patient: str) -> str:
@@ -129,3 +131,12 @@ def test_nothing_drawable_gives_no_timeline_and_text_is_escaped() -> None:
     hostile = _eligibility((_trial("<b>x</b>", "2026-01-01", 60),), episode=None)
     timeline = trials_timeline(hostile, date(2026, 7, 1), 42)
     assert timeline is not None and "<b>" not in timeline.svg and "&lt;b&gt;" in timeline.svg
+
+
+def test_ruleset_v1_page_has_both_verdicts_and_no_eligibility(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KETAMINE_DEMO", "1")
+    with TestClient(create_app(demo_settings(ruleset="v1"))) as client:
+        page = _page(client, "demo-trd")
+    assert 'id="verdict-ketamine"' in page and 'id="verdict-esketamine"' in page
+    assert 'id="eligibility"' not in page and "ruleset v1" in page
