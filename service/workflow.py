@@ -29,7 +29,13 @@ from service.errors import BundleError
 from service.fhir import codesystems
 from service.fhir.bundle import load_bundle, parse_bundle
 from service.fhir.client import FhirClient
-from service.fhir.prefetch import PREFETCH, Connect, draft_orders, gather_records
+from service.fhir.prefetch import (
+    PREFETCH,
+    PREFETCH_OPTIONAL,
+    Connect,
+    draft_orders,
+    gather_records,
+)
 from service.fhir.record import LOINC
 from service.fhir.references import Ref
 from service.fhir.transaction import TransactionResult, submit
@@ -39,8 +45,9 @@ from service.render.session import SESSION_SYSTEM, SessionWrite, build_session_w
 from service.render.session_input import SessionInput
 from service.render.writeback import ScreeningWrite, build_screening_write
 from service.screening.engine import BloodPressurePolicy, screen
+from service.screening.matching import matcher_for
 from service.screening.model import RawPatientData, ScreeningResult
-from service.screening.orders import holds_ketamine
+from service.screening.orders import ordered_products
 from service.screening.ruleset import load_ruleset
 
 __all__ = [
@@ -129,8 +136,8 @@ def demo_screenings(*, as_of: datetime,
 
 
 def _parse_and_screen(data: object, source: str, patient_id: str | None, as_of: datetime,
-                      policy: BloodPressurePolicy,
-                      ruleset: str) -> tuple[ScreeningResult, RawPatientData]:
+                      policy: BloodPressurePolicy, ruleset: str,
+                      products: Products) -> tuple[ScreeningResult, RawPatientData]:
     if isinstance(data, bytes | bytearray):
         if not data.strip():
             raise BundleError(f"{source}: empty; send a FHIR Bundle")
@@ -139,19 +146,21 @@ def _parse_and_screen(data: object, source: str, patient_id: str | None, as_of: 
         except (ValueError, RecursionError) as exc:
             raise BundleError(f"{source}: not JSON ({type(exc).__name__})") from None
     raw = parse_bundle(data, source, patient_id)
-    return screen(raw, as_of, policy=policy, ruleset=ruleset), raw
+    return screen(raw, as_of, policy=policy, ruleset=ruleset, products=products), raw
 
 
 async def screen_bundle(data: bytes | Mapping[str, Any] | object, *,
                         source: str = "request body", patient_id: str | None = None,
-                        as_of: datetime | None,
-                        settings: Settings) -> tuple[ScreeningResult, RawPatientData]:
+                        as_of: datetime | None, settings: Settings,
+                        ruleset: str | None = None,
+                        products: Products = None) -> tuple[ScreeningResult, RawPatientData]:
     """Parse a FHIR Bundle (JSON bytes, or decoded JSON) and screen it, in a worker thread.
 
     Raises ``BundleError`` when the data is not JSON, not a Bundle, or holds nothing usable.
     """
     run = functools.partial(_parse_and_screen, data, source, patient_id,
-                            evaluation_time(as_of), bp_policy(settings), settings.ruleset)
+                            evaluation_time(as_of), bp_policy(settings),
+                            ruleset or settings.ruleset, products)
     return await anyio.to_thread.run_sync(run)
 
 
@@ -281,23 +290,27 @@ class HookCall:
     prefetch: Mapping[str, Any] | None
 
 
-def _orders_hold_ketamine(call: HookCall) -> bool:
-    return holds_ketamine(draft_orders(call.orders, call.selections, call.patient_id))
+def _ordered_products(call: HookCall, ruleset: str) -> tuple[str, ...]:
+    return ordered_products(draft_orders(call.orders, call.selections, call.patient_id),
+                            matcher_for(ruleset))
 
 
 async def cds_cards(call: HookCall, *, connect: Connect,
                     settings: Settings) -> tuple[list[dict[str, Any]], ScreeningResult | None]:
     """The cards for one hook call, and the result behind them (None: no ketamine order, no
-    cards). ``connect`` makes the client for what the prefetch lacks; PrefetchIncomplete when
+    cards). The order names the product screened for (both when it names both, or neither
+    clearly). ``connect`` makes the client for what the prefetch lacks; PrefetchIncomplete when
     records stay missing."""
-    if not await anyio.to_thread.run_sync(_orders_hold_ketamine, call):
+    products = await anyio.to_thread.run_sync(_ordered_products, call, settings.ruleset)
+    if not products:
         return [], None
-    entries = await gather_records(call.prefetch, PREFETCH, call.patient_id, connect=connect)
+    entries = await gather_records(call.prefetch, PREFETCH, call.patient_id, connect=connect,
+                                   optional=PREFETCH_OPTIONAL)
     bundle = {"resourceType": "Bundle", "type": "collection",
               "entry": [{"resource": r} for r in entries]}
     result, _ = await screen_bundle(bundle, source="prefetch", patient_id=call.patient_id,
-                                    as_of=None, settings=settings)
+                                    as_of=None, settings=settings, products=products)
     ruleset, _ = load_ruleset(settings.ruleset)
     cards = cards_for(result, hook_instance=call.hook_instance, base_url=settings.base_url,
-                      sources=ruleset.sources)
+                      ruleset=ruleset)
     return cards, result

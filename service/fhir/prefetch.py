@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +28,7 @@ from service.screening.model import RawPatientData
 __all__ = [
     "MAX_MEDICATION_READS",
     "PREFETCH",
+    "PREFETCH_OPTIONAL",
     "Connect",
     "bundle_resources",
     "draft_orders",
@@ -52,7 +53,14 @@ PREFETCH: dict[str, str] = {
     "observations": f"Observation?patient={_PATIENT}&code={loinc_tokens(OTHER_CODES)}"
                     "&_sort=-date&_count=50",
 }
-"""Prefetch templates (https://cds-hooks.hl7.org/2.0/#prefetch-template); key -> query."""
+"""Prefetch templates (https://cds-hooks.hl7.org/2.0/#prefetch-template); key -> query.
+Eight queries: the patient, one per screened type (medications of every status, for
+eligibility) and two for observations."""
+PREFETCH_OPTIONAL: frozenset[str] = frozenset(
+    kind.prefetch for kind in SCREENED_TYPES.values() if kind.prefetch and kind.when_listed)
+"""Keys whose absence is no reason for a 412: the type is read only where a server has it
+(MedicationDispense); missing from the prefetch, it is asked of ``fhirServer`` when there is one,
+and left out when that fails."""
 
 Connect = Callable[[], FhirClient]
 """Makes the client for the hook's ``fhirServer``; PrefetchIncomplete when there is none."""
@@ -100,16 +108,19 @@ async def gather_records(
     patient_id: str,
     *,
     connect: Connect,
+    optional: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Every resource for ``patient_id``: the prefetch answers to ``templates`` (key -> query with
     ``{{context.patientId}}``), plus what the FHIR server gives for the missing keys and for
-    unresolved Medication references. PrefetchIncomplete when a key stays unanswered."""
+    unresolved Medication references. PrefetchIncomplete when a key stays unanswered, unless it
+    is one of ``optional`` (then it is left out)."""
     prefetch = prefetch or {}
     entries: list[dict[str, Any]] = []
     for key in templates:
         entries.extend(bundle_resources(prefetch.get(key)))
-    missing = [key for key in templates if key not in prefetch]
-    if not missing and not _unresolved_medications(entries):
+    missing = [key for key in templates if key not in prefetch and key not in optional]
+    extra = [key for key in templates if key not in prefetch and key in optional]
+    if not missing and not extra and not _unresolved_medications(entries):
         return entries
     try:
         client = connect()
@@ -120,15 +131,27 @@ async def gather_records(
     async with client:
         try:
             fetched = await asyncio.gather(
-                *(_fetch(client, templates[key], patient_id) for key in missing))
+                *(_fetch(client, templates[key], patient_id) for key in missing),
+                *(_fetch_optional(client, templates[key], patient_id) for key in extra))
             entries += [r for found in fetched for r in found]
             wanted = _unresolved_medications(entries)[:MAX_MEDICATION_READS]
             entries += await asyncio.gather(*(client.read("Medication", mid) for mid in wanted))
         except FhirError as err:
             raise PrefetchIncomplete(
                 f"Prefetch incomplete and the FHIR server failed: {err}") from None
-    log.info("cds: read %s from the FHIR server", ", ".join(missing) or "medications")
+    log.info("cds: read %s from the FHIR server", ", ".join([*missing, *extra]) or "medications")
     return entries
+
+
+async def _fetch_optional(client: FhirClient, template: str,
+                          patient_id: str) -> list[dict[str, Any]]:
+    """An optional key: a server that cannot answer it gives nothing, not a failed call."""
+    try:
+        return await _fetch(client, template, patient_id)
+    except FhirError as err:
+        log.info("cds: optional prefetch %s not read (%s)", template.split("?", 1)[0],
+                 type(err).__name__)
+        return []
 
 
 async def _fetch(client: FhirClient, template: str, patient_id: str) -> list[dict[str, Any]]:

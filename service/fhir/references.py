@@ -48,17 +48,19 @@ class ScreenedType:
     """CDS prefetch key, and the search filter the prefetch template adds (after ``&``)."""
     prefetch_filter: str = ""
     when_listed: bool = False
-    """Searched only where the server's CapabilityStatement lists the type."""
+    """Searched only where the server's CapabilityStatement lists the type (and its CDS prefetch
+    key is optional: a CDS client or server without the type does not make the call fail)."""
 
 
 SCREENED_TYPES: dict[str, ScreenedType] = {t.name: t for t in (
     ScreenedType("Condition", "subject", prefetch="conditions"),
+    # Medication records of every status: eligibility counts stopped and completed trials.
     ScreenedType("MedicationStatement", "subject", medication=True,
-                 prefetch="medicationStatements",
-                 prefetch_filter="status=active,intended,on-hold,unknown"),
+                 prefetch="medicationStatements"),
     ScreenedType("MedicationRequest", "subject", medication=True,
-                 prefetch="medicationRequests", prefetch_filter="status=active,on-hold"),
-    ScreenedType("MedicationDispense", "subject", medication=True, when_listed=True),
+                 prefetch="medicationRequests"),
+    ScreenedType("MedicationDispense", "subject", medication=True, when_listed=True,
+                 prefetch="medicationDispenses"),
     ScreenedType("AllergyIntolerance", "patient", prefetch="allergies"),
     ScreenedType("Observation", "subject"),
 )}

@@ -1,5 +1,6 @@
-"""View models for the clinician's pages: the screening result grouped for reading, the patient
-banner and the EHR's SMART style. Nothing here does I/O. (The session form is
+"""View models for the clinician's pages: the verdict per product, eligibility with its trials
+(service.render.timeline), the findings grouped for reading and marked with their products, the
+patient banner and the EHR's SMART style. Nothing here does I/O. (The session form is
 service.render.session_form.)
 """
 
@@ -10,15 +11,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.render.texts import KINDS
+from service.render.texts import (
+    ELIGIBILITY,
+    KINDS,
+    PRODUCT_NAMES,
+    VERDICTS,
+    EligibilityText,
+    VerdictText,
+)
+from service.render.timeline import Timeline, TrialRow, trial_rows, trials_timeline
 from service.screening.model import Finding, ScreeningResult
 
 __all__ = [
     "Banner",
+    "EligibilityView",
     "FindingGroup",
     "FindingView",
+    "ProductVerdict",
     "banner",
+    "eligibility_view",
     "group_findings",
+    "product_verdicts",
     "smart_style_css",
 ]
 
@@ -38,6 +51,37 @@ class FindingView:
     source: str
     detail: str
     records: tuple[RecordView, ...]
+    products: tuple[tuple[str, str], ...] = ()
+    """(product, how the page names it) for each product the finding concerns."""
+    only: bool = False
+    """It concerns fewer products than were asked about."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProductVerdict:
+    product: str
+    name: str
+    verdict: VerdictText
+
+    @property
+    def advice(self) -> str:
+        return self.verdict.text.format(product=self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class EligibilityView:
+    """Eligibility beside the verdicts (REFERENCE, Indication): never mixed with safety."""
+
+    text: EligibilityText
+    summary: str
+    diagnosis: tuple[str, ...]
+    rows: tuple[TrialRow, ...]
+    classes: int
+    missing: tuple[str, ...]
+    source: str
+    min_days: int
+    episode_start: str
+    timeline: Timeline | None
 
 
 @dataclass(slots=True)
@@ -56,21 +100,42 @@ class Banner:
     patient_id: str
 
 
-def _finding(finding: Finding) -> FindingView:
+def _finding(finding: Finding, asked: tuple[str, ...]) -> FindingView:
     records = tuple(
         RecordView(ref, label, when.date().isoformat() if when else "date not recorded")
         for ref, label, when in finding.records)
     if not records:
         records = tuple(RecordView(ref, "", "") for ref in finding.evidence)
+    products = tuple((p, PRODUCT_NAMES[p]) for p in finding.products)
     return FindingView(finding.summary, finding.rule, finding.severity, finding.source,
-                       finding.detail, records)
+                       finding.detail, records, products, len(products) < len(asked))
+
+
+def product_verdicts(result: ScreeningResult) -> list[ProductVerdict]:
+    """The verdict for each product asked, in the engine's order (the page shows them side by
+    side)."""
+    return [ProductVerdict(p, PRODUCT_NAMES[p], VERDICTS[result.verdicts[p].label])
+            for p in result.products if p in result.verdicts]
+
+
+def eligibility_view(result: ScreeningResult) -> EligibilityView | None:
+    e = result.eligibility
+    if e is None:
+        return None
+    min_days = int(result.thresholds.get("trial_min_days", 0))
+    return EligibilityView(
+        ELIGIBILITY[e.status], e.summary, e.diagnosis, tuple(trial_rows(e)), e.classes,
+        e.missing, e.source, min_days, e.episode_start.isoformat() if e.episode_start else "",
+        trials_timeline(e, result.as_of.date(), min_days))
 
 
 def group_findings(result: ScreeningResult) -> list[FindingGroup]:
-    """Findings grouped by kind (the text report's order); empty groups are left out."""
+    """Findings grouped by kind (the text report's order), each marked with the product(s) it
+    concerns; empty groups are left out."""
     groups: list[FindingGroup] = []
+    asked = tuple(result.products)
     for kind in KINDS:
-        found = [_finding(f) for f in result.findings if f.kind == kind.kind]
+        found = [_finding(f, asked) for f in result.findings if f.kind == kind.kind]
         if found:
             groups.append(FindingGroup(kind.kind, kind.heading, kind.detail_label, found))
     return groups

@@ -8,11 +8,24 @@ here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from service.fhir.codesystems import CS_SCREENING, display
+from service.screening.policy import num
 
-__all__ = ["BOTH_PRODUCTS", "KINDS", "PRODUCT_NAMES", "VERDICTS", "KindText", "VerdictText"]
+__all__ = [
+    "BOTH_PRODUCTS",
+    "ELIGIBILITY",
+    "KINDS",
+    "PRODUCT_NAMES",
+    "VERDICTS",
+    "EligibilityText",
+    "KindText",
+    "VerdictText",
+    "card_product",
+    "limits_line",
+]
 
 PRODUCT_NAMES = {"ketamine": "ketamine", "esketamine": "esketamine (Spravato)"}
 """How the report names each product."""
@@ -56,17 +69,64 @@ class KindText:
     heading: str
     detail_label: str
     """How the page labels a finding's ``detail``."""
-    card_prefix: str
-    """What a CDS card's summary starts with."""
+    card_text: str
+    """What a CDS card's summary starts with; ``{product}`` is what the order is for."""
+
+    def card_prefix(self, products: Sequence[str] = ()) -> str:
+        """``Esketamine contraindicated`` for one product, ``Ketamine/esketamine ...`` for
+        both."""
+        text = self.card_text.format(product=card_product(products))
+        return text[0].upper() + text[1:]
+
+
+def card_product(products: Sequence[str]) -> str:
+    """How a card names the products screened: one by its name, both as ``ketamine/esketamine``."""
+    return products[0] if len(products) == 1 else "ketamine/esketamine"
 
 
 KINDS: tuple[KindText, ...] = (
-    KindText("contraindication", "Contraindications", "What to do",
-             "Ketamine/esketamine contraindicated"),
-    KindText("precaution", "Precautions", "What to do", "Review before ketamine/esketamine"),
-    KindText("interaction", "Drug interactions", "Management", "Ketamine/esketamine interaction"),
-    KindText("missing-data", "Missing data", "What to collect",
-             "Ketamine/esketamine screen incomplete"),
-    KindText("info", "Information", "Note", "Ketamine/esketamine"),
+    KindText("contraindication", "Contraindications", "What to do", "{product} contraindicated"),
+    KindText("precaution", "Precautions", "What to do", "Review before {product}"),
+    KindText("interaction", "Drug interactions", "Management", "{product} interaction"),
+    KindText("missing-data", "Missing data", "What to collect", "{product} screen incomplete"),
+    KindText("info", "Information", "Note", "{product}"),
 )
 """In the order reports and pages show them."""
+
+
+@dataclass(frozen=True, slots=True)
+class EligibilityText:
+    code: str
+    symbol: str
+    """Not the verdicts' shapes: eligibility is a separate answer, never a safety signal."""
+
+    @property
+    def title(self) -> str:
+        return display(CS_SCREENING, self.code)
+
+
+ELIGIBILITY: dict[str, EligibilityText] = {e.code: e for e in (
+    EligibilityText("trd-documented", "\u25cf"),
+    EligibilityText("mdsi-pathway", "\u25d0"),
+    EligibilityText("not-documented", "\u25cb"),
+)}
+"""Eligibility (REFERENCE, Indication): never "not eligible", as the record may be incomplete."""
+
+
+def _mmhg(thresholds: Mapping[str, float], which: str) -> str:
+    return (f"{num(thresholds[f'bp_systolic_{which}'])}/"
+            f"{num(thresholds[f'bp_diastolic_{which}'])} mmHg")
+
+
+def limits_line(thresholds: Mapping[str, float]) -> str:
+    """The blood-pressure limits a result was computed with, in words (pages, cards)."""
+    if "bp_systolic_uncontrolled" not in thresholds:
+        return ""
+    line = (f"Blood pressure limits in force: uncontrolled above "
+            f"{_mmhg(thresholds, 'uncontrolled')}, elevated above "
+            f"{_mmhg(thresholds, 'elevated')}")
+    if "bp_systolic_guide_65" in thresholds:
+        line += f" (65 and older: {_mmhg(thresholds, 'guide_65')})"
+    if "bp_window_days" in thresholds:
+        line += f"; the latest reading of the last {num(thresholds['bp_window_days'])} days counts"
+    return line + "."

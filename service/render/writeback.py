@@ -3,10 +3,12 @@
 Choices, with the spec sections behind them:
 
 - **Observation** (https://hl7.org/fhir/R4/observation.html): code and verdict from our CodeSystem
-  (no LOINC exists), category ``survey``, one ``component`` per finding. ``derivedFrom`` may only
-  point at DocumentReference, ImagingStudy, Media, QuestionnaireResponse, Observation or
-  MolecularSequence, so only Observation evidence goes there; **all** evidence (Conditions,
-  medications, allergies too) is listed as ``Provenance.entity`` with role ``source``
+  (no LOINC exists), category ``survey``; its components (service.render.screening_components)
+  are one per finding, the verdict per product, the ruleset, the thresholds used and
+  eligibility. ``derivedFrom`` may only point at DocumentReference, ImagingStudy, Media,
+  QuestionnaireResponse, Observation or MolecularSequence, so only Observation evidence goes
+  there; **all** evidence (Conditions, medications, allergies too, and eligibility's records) is
+  listed as ``Provenance.entity`` with role ``source``
   (https://hl7.org/fhir/R4/provenance.html), and each DetectedIssue names its own evidence in
   ``implicated`` (Reference(Any)). The ruleset version is ``method.text`` and is part of the
   identifier.
@@ -24,9 +26,9 @@ Choices, with the spec sections behind them:
   transaction) and the launching clinician when there is one; activity v3-DataOperation CREATE.
   R4 Provenance has no identifier, so its idempotency key is a ``meta.tag``.
 
-Identifiers are deterministic (patient, ruleset, evaluation time, evidence versions), so writing the
-same result twice creates one set (service.fhir.transaction). Building only: the write itself is
-service.workflow's.
+Identifiers are deterministic (patient, ruleset, products asked, thresholds, evaluation time,
+evidence versions), so writing the same result twice creates one set (service.fhir.transaction).
+Building only: the write itself is service.workflow's.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from fhir.resources.R4B.detectedissue import (
 )
 from fhir.resources.R4B.device import Device, DeviceDeviceName, DeviceVersion
 from fhir.resources.R4B.meta import Meta
-from fhir.resources.R4B.observation import Observation, ObservationComponent
+from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.provenance import Provenance, ProvenanceAgent, ProvenanceEntity
 from fhir.resources.R4B.reference import Reference
 
@@ -53,6 +55,7 @@ from service import __version__
 from service.fhir.codesystems import CS_SCREENING, IDENTIFIER_BASE, display
 from service.fhir.references import Ref, reference_to
 from service.fhir.transaction import TxEntry, build_transaction
+from service.render.screening_components import eligibility_evidence, screening_components
 from service.screening.model import Finding, ScreeningResult
 
 if TYPE_CHECKING:
@@ -154,10 +157,19 @@ class ScreeningWrite:
         return build_transaction(self.entries)
 
 
+def _all_evidence(result: ScreeningResult) -> list[str]:
+    """Every record the result rests on: the findings' and eligibility's."""
+    return [*(ref for f in result.findings for ref in f.evidence), *eligibility_evidence(result)]
+
+
 def _screening_key(result: ScreeningResult, versions: Mapping[str, str]) -> str:
-    evidence = sorted({ref for f in result.findings for ref in f.evidence})
+    """Patient, ruleset, products asked, thresholds used, evaluation time and the versions of
+    the records behind it: a result that differs in any of them is another record."""
+    evidence = sorted(set(_all_evidence(result)))
     stamped = [f"{ref}@{versions.get(ref, '')}" for ref in evidence]
+    limits = [f"{name}={value:g}" for name, value in sorted(result.thresholds.items())]
     return _hash(reference_to("Patient", result.patient), result.ruleset,
+                 ",".join(result.products), *limits,
                  result.as_of.astimezone(UTC).isoformat(), *stamped)
 
 
@@ -220,7 +232,7 @@ def build_screening_write(
     device = app_device_entry()
     system = f"{IDENTIFIER_BASE}/screening"
     verdict = result.verdict.label
-    evidence = _evidence_refs([ref for f in result.findings for ref in f.evidence])
+    evidence = _evidence_refs(_all_evidence(result))
     observation = Observation(
         identifier=[{"system": system, "value": key}],
         status="final",
@@ -237,11 +249,7 @@ def build_screening_write(
         method=CodeableConcept(text=f"{APP_NAME} ruleset {result.ruleset}"),
         derivedFrom=[Reference(reference=ref) for ref in evidence
                      if ref.split("/")[0] in DERIVED_FROM_TYPES] or None,
-        component=[ObservationComponent(
-            code=CodeableConcept(coding=[Coding(system=CS_SCREENING, code=f.kind,
-                                                display=display(CS_SCREENING, f.kind))],
-                                 text=f.rule),
-            valueString=f.summary) for f in result.findings] or None,
+        component=screening_components(result),
     )
     obs_entry = TxEntry(observation, system, key)
     issues: dict[str, TxEntry] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "PRODUCTS",
@@ -125,6 +125,19 @@ class AllergyRule(SimpleRule):
     rxnorm: list[CodeEntry]
     atc: list[str]
     names: list[str]
+    order_products: dict[str, Product] = Field(default_factory=dict)
+    """One of this rule's RxNorm codes, ATC codes or names -> the product it names: which
+    product a CDS Hooks order is for (REFERENCE, Two products, one screen). An identifier not
+    listed names no product, and an order it alone identifies is screened for both."""
+
+    @model_validator(mode="after")
+    def _products_of_known_identifiers(self) -> AllergyRule:
+        known = {e.code for e in self.rxnorm} | set(self.atc) | {n.lower() for n in self.names}
+        unknown = [k for k in self.order_products if k not in known and k.lower() not in known]
+        if unknown:
+            raise ValueError(f"order_products names identifiers the rule does not list: "
+                             f"{', '.join(unknown)}")
+        return self
 
 
 class Threshold(SimpleRule):

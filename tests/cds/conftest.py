@@ -83,6 +83,7 @@ def prefetch_for(patient: PatientBuilder) -> dict[str, Any]:
     return {"patient": patient.patient(), "conditions": _searchset(of("Condition")),
             "medicationStatements": statements,
             "medicationRequests": _searchset(of("MedicationRequest")),
+            "medicationDispenses": _searchset(of("MedicationDispense")),
             "allergies": _searchset(of("AllergyIntolerance")),
             "bloodPressure": _searchset(obs(None)), "observations": _searchset(obs(OTHER_OBS))}
 
@@ -94,6 +95,7 @@ def draft_order(pid: str, drug: dict[str, Any], rid: str = "draft-1") -> dict[st
 
 
 ESKETAMINE = concept(RXNORM, "2201623", "esketamine 28 MG nasal spray")
+MDD = ("F33.1", "Major depressive disorder, recurrent, moderate")
 SERTRALINE = concept(RXNORM, "36437", "sertraline")
 
 
@@ -109,3 +111,16 @@ def hook_request(pid: str, orders: list[dict[str, Any]], prefetch: dict[str, Any
     if prefetch is not None:
         body["prefetch"] = prefetch
     return body
+
+
+def trd_documented(patient: PatientBuilder) -> list[str]:
+    """Depression since mid-2025 and two past trials of two classes: sertraline by a completed
+    statement (91 days), venlafaxine by two dispenses (60 days of supply)."""
+    patient.condition(*MDD, onset="2025-06-01")
+    sertraline = patient.medication("36437", "sertraline 50 MG Oral Tablet", status="completed",
+                                    start="2025-07-01", period_end="2025-09-30")
+    first = patient.dispense("39786", "venlafaxine 75 MG Oral Capsule",
+                             handed_over="2025-10-15", days_supply=30)
+    second = patient.dispense("39786", "venlafaxine 75 MG Oral Capsule",
+                              handed_over="2025-11-14", days_supply=30)
+    return [sertraline, first, second]

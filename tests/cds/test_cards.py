@@ -96,10 +96,13 @@ async def test_missing_blood_pressure_gives_info(api: httpx.AsyncClient, cds_aut
 
 
 async def test_normal_patient_gets_no_alert(api: httpx.AsyncClient, cds_auth: Any) -> None:
+    # Eligibility (issue 11): with no depression on record, one information card says that
+    # treatment resistance is not documented; nothing else, and no alert.
     patient = recent_patient("cds-normal")
     body = hook_request(patient.pid, [draft_order(patient.pid, ESKETAMINE)],
                         prefetch_for(patient))
-    assert await _cards(api, cds_auth, body) == []
+    (card,) = await _cards(api, cds_auth, body)
+    assert card["indicator"] == "info" and card["source"]["topic"]["code"] == "eligibility"
 
 
 async def test_sertraline_order_gets_no_cards(api: httpx.AsyncClient, cds_auth: Any) -> None:

@@ -22,10 +22,12 @@ async def test_discovery_lists_both_services(api: httpx.AsyncClient) -> None:
         assert prefetch["patient"] == "Patient/{{context.patientId}}"
         assert prefetch["conditions"] == "Condition?patient={{context.patientId}}"
         assert prefetch["allergies"] == "AllergyIntolerance?patient={{context.patientId}}"
-        assert prefetch["medicationRequests"].startswith(
-            "MedicationRequest?patient={{context.patientId}}&status=active")
-        assert prefetch["medicationStatements"].startswith(
-            "MedicationStatement?patient={{context.patientId}}&status=active")
+        # Every status (issue 11: eligibility counts stopped and completed trials).
+        for key, kind in (("medicationRequests", "MedicationRequest"),
+                          ("medicationStatements", "MedicationStatement"),
+                          ("medicationDispenses", "MedicationDispense")):
+            assert prefetch[key] == f"{kind}?patient={{{{context.patientId}}}}"
+        assert len(prefetch) == 8
         bp = prefetch["bloodPressure"]
         for code in ("85354-9", "8480-6", "8462-4"):
             assert f"http://loinc.org|{code}" in bp

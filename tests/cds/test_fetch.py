@@ -11,7 +11,13 @@ import pytest
 
 from service.config import Settings
 from tests.api.conftest import _client, assert_problem, seed
-from tests.cds.conftest import ESKETAMINE, draft_order, hook_request, recent_patient
+from tests.cds.conftest import (
+    ESKETAMINE,
+    draft_order,
+    hook_request,
+    recent_patient,
+    trd_documented,
+)
 
 pytestmark = pytest.mark.integration
 URL = "/cds-services/ketamine-order-sign"
@@ -45,7 +51,9 @@ async def test_fetches_what_prefetch_lacks(cds_api: httpx.AsyncClient, cds_auth:
     resp = await cds_api.post(URL, json=body, headers=cds_auth())
     assert resp.status_code == 200, resp.text
     cards = resp.json()["cards"]
-    assert [c["indicator"] for c in cards] == ["critical", "warning"], cards
+    # The last card is eligibility's information (no depression on record; issue 11).
+    assert [c["indicator"] for c in cards] == ["critical", "warning", "info"], cards
+    assert cards[2]["source"]["topic"]["code"] == "eligibility"
     assert condition in cards[0]["detail"]
     assert lorazepam in cards[1]["detail"]  # its Medication was read by reference
 
@@ -57,3 +65,20 @@ async def test_server_not_allowed_is_412(cds_api: httpx.AsyncClient, cds_auth: A
                         fhirAuthorization=_authorization())
     resp = await cds_api.post(URL, json=body, headers=cds_auth())
     assert "not one of the FHIR servers" in assert_problem(resp, 412)["detail"]
+
+
+async def test_past_medications_and_dispenses_are_read_for_eligibility(
+        cds_api: httpx.AsyncClient, cds_auth: Any, fhir_base_url: str) -> None:
+    patient = recent_patient(f"cds-{uuid.uuid4().hex[:10]}")
+    patient.condition("I71.4", "Abdominal aortic aneurysm")
+    trd_documented(patient)  # a completed statement and two dispenses: TRD documented
+    await seed(fhir_base_url, [patient.patient(), *patient.resources])
+    body = hook_request(patient.pid, [draft_order(patient.pid, ESKETAMINE)],
+                        {"patient": patient.patient()},
+                        fhirServer=fhir_base_url, fhirAuthorization=_authorization())
+    resp = await cds_api.post(URL, json=body, headers=cds_auth())
+    assert resp.status_code == 200, resp.text
+    cards = resp.json()["cards"]
+    # The server gave the completed statement and the dispenses: no eligibility card.
+    assert [(c["indicator"], c["links"][0]["appContext"]) for c in cards] == [
+        ("critical", "ci-aneurysm")]

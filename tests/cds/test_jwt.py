@@ -41,7 +41,8 @@ def _bearer(token: str) -> dict[str, str]:
 async def test_good_jwt_gets_cards(api: httpx.AsyncClient, token_server: SmartTestServer) -> None:
     resp = await api.post(URL, json=_body(), headers=_bearer(mint_cds_jwt(token_server, SERVICE)))
     assert resp.status_code == 200, resp.text
-    assert [c["indicator"] for c in resp.json()["cards"]] == ["critical"]
+    # The aneurysm's card, then eligibility's information card (no depression on record).
+    assert [c["indicator"] for c in resp.json()["cards"]] == ["critical", "info"]
 
 
 async def test_audience_may_be_a_list(api: httpx.AsyncClient,

@@ -56,8 +56,11 @@ def test_bundle_shape() -> None:
     assert obs["valueCodeableConcept"]["coding"][0] == {
         "system": CS_SCREENING, "code": "contraindicated", "display": "Contraindicated"}
     assert obs["derivedFrom"] == [{"reference": "Observation/bp1"}]  # only allowed targets
+    # One component per finding, then the ruleset (this hand-made result has no per-product
+    # verdicts, thresholds or eligibility: see test_screening_components.py).
     assert [c["code"]["coding"][0]["code"] for c in obs["component"]] == [
-        "contraindication", "interaction", "interaction", "precaution", "missing-data"]
+        "contraindication", "interaction", "interaction", "precaution", "missing-data",
+        "ruleset"]
     assert obs["method"]["text"] == "ketamine-screen ruleset v1"
     assert obs["effectiveDateTime"] == "2026-06-15T12:00:00Z"
     issues = [e["resource"] for e in bundle["entry"][2:4]]

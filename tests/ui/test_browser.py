@@ -142,3 +142,42 @@ def test_screening_then_session_in_chromium(browser: object, base_url: str, widt
         _shot(page, f"session-saved-{width}.png")
     finally:
         context.close()
+
+
+ELIGIBILITY_DEMOS = {
+    "demo-trd": ("trd-documented", "Needs review", "Suitable", 2, 0, "trd-documented"),
+    "demo-single-trial": ("not-documented", "Suitable", "Suitable", 0, 1, "single-short-trial"),
+}
+"""Patient -> (eligibility, ketamine verdict, esketamine verdict, counted bars, other bars,
+screenshot name)."""
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("patient", sorted(ELIGIBILITY_DEMOS))
+def test_both_verdicts_and_eligibility_in_chromium(browser: object, base_url: str, width: int,
+                                                   patient: str) -> None:
+    status, ketamine, esketamine, counted, others, shot = ELIGIBILITY_DEMOS[patient]
+    context = browser.new_context(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    try:
+        page.goto(f"{base_url}/demo/launch/{patient}?to=app")
+        page.wait_for_url("**/app?ctx=*")
+        assert page.locator("#verdict-ketamine .verdict-word").inner_text() == ketamine
+        assert page.locator("#verdict-esketamine .verdict-word").inner_text() == esketamine
+        left = page.locator("#verdict-ketamine").bounding_box()
+        right = page.locator("#verdict-esketamine").bounding_box()
+        assert left and right and left["y"] == right["y"] and left["x"] < right["x"], \
+            "the two verdicts are not side by side"
+        assert page.locator(f"#eligibility.eligibility-{status}").is_visible()
+        timeline = page.locator("#trials-timeline")
+        assert timeline.is_visible()
+        assert timeline.locator("rect.trial-counted").count() == counted
+        assert timeline.locator("rect.trial-not-counted").count() == others
+        assert page.evaluate("document.getElementById(\"trials-timeline\")"
+                             ".getAttribute(\"aria-labelledby\")") \
+            == "trials-timeline-title trials-timeline-desc"
+        assert "Dose adequacy was not assessed." in page.locator("#eligibility").inner_text()
+        _no_horizontal_scroll(page)
+        _shot(page, f"screening-{shot}-{width}.png")
+    finally:
+        context.close()

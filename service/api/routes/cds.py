@@ -1,7 +1,8 @@
 """CDS Hooks 2.0 endpoints: discovery (public), the two services, and feedback.
 
 https://cds-hooks.hl7.org/2.0/. A service answers ``{"cards": []}`` unless a draft order holds
-ketamine or esketamine (:func:`service.screening.orders.holds_ketamine`). Records come from
+ketamine or esketamine, and screens the product(s) the orders name
+(:func:`service.screening.orders.ordered_products`). Records come from
 ``prefetch`` and, for what it lacks, from ``fhirServer`` (:mod:`service.fhir.prefetch`; 412 when
 neither will do); :func:`service.workflow.cds_cards` does all of it. The CDS client's JWT is
 checked by :mod:`service.auth.cds_client`.

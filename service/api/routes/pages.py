@@ -29,9 +29,16 @@ from service.auth.session import ActiveLaunch
 from service.config import Settings
 from service.errors import FhirError, ServiceError
 from service.render import charts
-from service.render.html import Banner, banner, group_findings, smart_style_css
+from service.render.html import (
+    Banner,
+    banner,
+    eligibility_view,
+    group_findings,
+    product_verdicts,
+    smart_style_css,
+)
 from service.render.session_form import form_choices, parse_session_form
-from service.render.texts import VERDICTS
+from service.render.texts import VERDICTS, limits_line
 
 __all__ = ["router"]
 
@@ -107,6 +114,8 @@ async def screening_page(request: Request, launch: RequireSession, source: PageS
         patient=banner(data.patient, result.patient.removeprefix("Patient/")),
         patient_id=launch.session.patient or "",
         verdict=VERDICTS[result.verdict.label], result=result,
+        verdicts=product_verdicts(result), eligibility=eligibility_view(result),
+        limits=limits_line(result.thresholds),
         as_of=result.as_of.isoformat().replace("+00:00", "Z"),
         groups=group_findings(result), problems=data.raw.problems,
         phq9=charts.phq9_chart(data.phq9) if data.phq9 else None,

@@ -1,25 +1,41 @@
 """``/api/v1/screenings``: screen a patient on the EHR, or a Bundle sent in the request.
 
 The answer is the JSON contract of the README (``ScreeningResult.as_contract()``), plus
-``written`` (``Type/id`` of each resource) when the result was written back.
+``written`` (``Type/id`` of each resource) when the result was written back. Both routes take
+``product`` (``ketamine``, ``esketamine`` or ``both``, the default) and ``ruleset`` (default the
+deployment's); an unknown value is a 422 problem naming the allowed ones, before anything is read
+or written.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.api.deps import RequireScreen, Services
 from service.api.middleware import current_request_id
 from service.auth.scopes import SCOPE_WRITE
 from service.errors import BearerError
+from service.screening.engine import PRODUCT_CHOICES, RULESETS
+from service.screening.policy import products_asked
+from service.screening.ruleset import check_choice
 from service.workflow import screen_bundle, screen_from_fhir, write_screening_result
 
-__all__ = ["FindingOut", "ScreeningOut", "ScreeningRequest", "router"]
+__all__ = [
+    "EligibilityOut",
+    "ExposureOut",
+    "FindingOut",
+    "ScreeningOut",
+    "ScreeningRequest",
+    "ThresholdsOut",
+    "TrialOut",
+    "VerdictsOut",
+    "router",
+]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +43,23 @@ router = APIRouter(prefix="/api/v1/screenings", tags=["api"])
 
 MAX_BUNDLE_BYTES = 20 * 1024 * 1024
 FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+
+
+def _product(value: str) -> str:
+    products_asked(value)  # ChoiceError (a ValueError): 422 naming the allowed values
+    return value
+
+
+def _ruleset(value: str) -> str:
+    return check_choice(value, tuple(RULESETS), "ruleset")
+
+
+ProductChoice = Annotated[str, AfterValidator(_product), Field(
+    description="the product(s) to screen for", json_schema_extra={"enum": list(PRODUCT_CHOICES)},
+    examples=["both"])]
+RulesetName = Annotated[str, AfterValidator(_ruleset),
+                        Field(json_schema_extra={"enum": list(RULESETS)})]
+_RULESET_HELP = "ruleset version; default the deployment's (KETAMINE_RULESET)"
 
 
 class ScreeningRequest(BaseModel):
@@ -38,6 +71,12 @@ class ScreeningRequest(BaseModel):
     write_back: bool = Field(False, description="write the result to the EHR (ketamine.write)")
     fhir_base: Annotated[str | None, Field(max_length=2048)] = Field(
         None, description="one of the allowed FHIR servers; default the first")
+    product: ProductChoice = "both"
+    ruleset: RulesetName | None = Field(None, description=_RULESET_HELP)
+
+
+ProductOut = Literal["ketamine", "esketamine"]
+VerdictOut = Literal["contraindicated", "needs-review", "insufficient-data", "suitable"]
 
 
 class FindingOut(BaseModel):
@@ -47,32 +86,85 @@ class FindingOut(BaseModel):
     summary: str
     evidence: list[str]
     source: str
-    products: list[Literal["ketamine", "esketamine"]]
+    products: list[ProductOut] = Field(description="the products (of those asked) it concerns")
 
 
-VerdictOut = Literal["contraindicated", "needs-review", "insufficient-data", "suitable"]
+class TrialOut(BaseModel):
+    ingredient: str = Field(examples=["sertraline"])
+    class_: str = Field(alias="class", examples=["SSRI"],
+                        description="SSRI, SNRI, TCA, MAOI or Other")
+    start: date
+    days: int = Field(ge=0, description="days of exposure in the current episode")
+    evidence: list[str] = Field(description="the medication records behind it")
+    basis: str = Field(description="how the duration was told: period, supply x repeats, "
+                                   "repeated orders, dispense days supply, ongoing")
+
+
+class ExposureOut(TrialOut):
+    reason: str = Field(description="why it is not a counted trial")
+
+
+class EligibilityOut(BaseModel):
+    """REFERENCE, Indication (eligibility): never changes a verdict."""
+
+    status: Literal["trd-documented", "mdsi-pathway", "not-documented"]
+    diagnosis: list[str] = Field(description="the active depression diagnosis records")
+    trials: list[TrialOut] = Field(description="antidepressant trials counted")
+    classes: int = Field(ge=0, description="distinct classes among the trials")
+    missing: list[str] = Field(description="what the record lacks (not documented only)")
+    summary: str = Field(description="one sentence; says that dose adequacy was not assessed")
+    episode_start: date | None = Field(description="the current episode's start, when known")
+    other_exposures: list[ExposureOut] = Field(
+        description="antidepressant exposures not counted as trials, each with the reason")
+    suicidality: list[str] = Field(description="suicidal ideation or behaviour records")
+    source: str
+
+
+class ThresholdsOut(BaseModel):
+    """The configured thresholds and windows the result was computed with."""
+
+    model_config = ConfigDict(extra="allow")
+
+    bp_window_days: float
+    bp_systolic_uncontrolled: float
+    bp_diastolic_uncontrolled: float
+    bp_systolic_elevated: float
+    bp_diastolic_elevated: float
+    bp_systolic_guide_65: float
+    bp_diastolic_guide_65: float
+    trial_min_days: float | None = None
+    eligibility_lookback_days: float | None = None
+
+
+class VerdictsOut(BaseModel):
+    """Product -> verdict, for the products asked."""
+
+    ketamine: VerdictOut | None = None
+    esketamine: VerdictOut | None = None
 
 
 class ScreeningOut(BaseModel):
     patient: str = Field(examples=["Patient/123"])
     as_of: str = Field(examples=["2026-11-27T09:00:00Z"])
-    ruleset: str
-    products: list[Literal["ketamine", "esketamine"]]
+    ruleset: str = Field(examples=["v2"])
+    products: list[ProductOut] = Field(description="the products asked about")
     verdict: VerdictOut = Field(description="the stricter of the per-product verdicts")
-    verdicts: dict[str, VerdictOut] = Field(description="product -> verdict")
-    thresholds: dict[str, float] = Field(description="the configured thresholds used")
+    verdicts: VerdictsOut
+    thresholds: ThresholdsOut
     findings: list[FindingOut]
-    eligibility: dict[str, Any] | None = Field(
+    eligibility: EligibilityOut | None = Field(
         None, description="treatment-resistant depression from the record (ruleset v2)")
     written: list[str] | None = Field(None, description="resources written (write_back only)")
 
 
 @router.post("", summary="Screen a patient on the FHIR server (ketamine.screen; "
              "ketamine.write for write_back)", response_model=ScreeningOut,
-             response_model_exclude_none=True,
+             response_model_exclude_unset=True,
              responses={403: {"description": "write_back without ketamine.write"},
                         404: {"description": "no such patient"},
-                        422: {"description": "invalid body, or fhir_base not allowed"},
+                        422: {"description": "invalid body (an unknown product or ruleset "
+                                              "names the allowed values), or fhir_base not "
+                                              "allowed"},
                         502: {"description": "the FHIR server failed us"},
                         503: {"description": "the FHIR server is unavailable"},
                         504: {"description": "the FHIR server timed out"}})
@@ -87,7 +179,8 @@ async def create_screening(body: ScreeningRequest, caller: RequireScreen,
                                          request_id=current_request_id.get())
     async with client:
         result, raw = await screen_from_fhir(client, patient_id, as_of=body.as_of,
-                                             settings=settings)
+                                             settings=settings, ruleset=body.ruleset,
+                                             products=body.product)
         contract = result.as_contract()
         if body.write_back:
             contract["written"] = await write_screening_result(client, result, raw)
@@ -110,12 +203,13 @@ _BUNDLE_SCHEMA: dict[str, Any] = {
 
 
 @router.post("/$evaluate", summary="Screen the records in a FHIR Bundle, no FHIR server "
-             "(ketamine.screen)", response_model=ScreeningOut, response_model_exclude_none=True,
+             "(ketamine.screen)", response_model=ScreeningOut, response_model_exclude_unset=True,
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/fhir+json": {"schema": _BUNDLE_SCHEMA},
                  "application/json": {"schema": _BUNDLE_SCHEMA}}}},
              responses={413: {"description": "Bundle larger than 20 MB"},
-                        422: {"description": "not JSON, not a Bundle, or no usable resource"}})
+                        422: {"description": "not JSON, not a Bundle, no usable resource, or "
+                                              "an unknown product or ruleset"}})
 async def evaluate_bundle(
     request: Request,
     caller: RequireScreen,
@@ -123,10 +217,13 @@ async def evaluate_bundle(
     as_of: Annotated[datetime | None, Query(description="evaluation time; default now")] = None,
     patient: Annotated[str | None, Query(pattern=FHIR_ID,
                                          description="which patient, when several")] = None,
+    product: Annotated[ProductChoice, Query()] = "both",
+    ruleset: Annotated[RulesetName | None, Query(description=_RULESET_HELP)] = None,
 ) -> dict[str, Any]:
     raw_body = await request.body()
     if len(raw_body) > MAX_BUNDLE_BYTES:
         raise HTTPException(413, f"The Bundle is larger than {MAX_BUNDLE_BYTES >> 20} MB.")
     result, _ = await screen_bundle(raw_body, patient_id=patient, as_of=as_of,
-                                    settings=services.settings)
+                                    settings=services.settings, ruleset=ruleset,
+                                    products=product)
     return result.as_contract()
