@@ -15,6 +15,9 @@ from service.api.routes import cds, demo, health, launch, pages, ruleset, screen
 from service.api.services import build_services
 from service.api.templates import PACKAGE_DIR
 from service.config import Settings, get_settings
+from service.config_report import refuse_unsafe_production
+from service.logs import set_pseudonym_key
+from service.metrics import serve_metrics
 from service.screening.ruleset import load_ruleset
 
 __all__ = ["create_app"]
@@ -22,6 +25,8 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    refuse_unsafe_production(settings)
+    set_pseudonym_key(settings.log_pseudonym_key)
     services = build_services(settings)
     if settings.demo:
         services.page_source = demo.demo_pages(settings, services.page_source)
@@ -30,8 +35,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A malformed map must stop start-up, so it is loaded before the first request.
         services.ruleset, _ = load_ruleset()
-        yield
-        await services.store.close()
+        metrics = None
+        if settings.metrics_port is not None:
+            metrics = serve_metrics(settings.metrics_host, settings.metrics_port)
+        try:
+            yield
+        finally:
+            if metrics is not None:
+                metrics.close()
+            await services.store.close()
 
     app = FastAPI(
         title="Ketamine screening",

@@ -37,6 +37,7 @@ from service.fhir.client import FhirClient
 from service.fhir.paging import pages
 from service.fhir.references import Ref
 from service.fhir.spill import Spill
+from service.logs import pseudonym
 from service.screening.model import RawPatientData, ScreeningResult, Verdict
 
 __all__ = ["Emit", "PopulationSummary", "Progress", "Screen", "Sleep", "patient_ids",
@@ -167,7 +168,7 @@ async def screen_population(client: FhirClient, *, screen: Screen, as_of: dateti
             try:
                 raw = parse_bundle(bundle, f"export of Patient/{pid}", pid)
             except BundleError as err:
-                log.warning("Patient/%s not screened: %s", pid, err)
+                log.warning("patient %s not screened: %s", pseudonym(pid), type(err).__name__)
                 summary.failed += 1
             else:
                 _screen_one(raw, screen, emit, summary)
@@ -200,7 +201,7 @@ async def _download(job: BulkExport, manifest: Manifest, spill: Spill, sleep: Sl
                 spill.rollback()
                 if attempt == DOWNLOAD_ATTEMPTS - 1 or isinstance(err, FhirProtocolError):
                     raise
-                log.warning("export file download failed (%s); retrying", err)
+                log.warning("export file download failed (%s); retrying", type(err).__name__)
                 await sleep(0.5 * 2**attempt)
             else:
                 spill.commit()
@@ -256,7 +257,7 @@ async def _by_search(client: FhirClient, *, screen: Screen, as_of: datetime, win
             try:
                 raw = await client.read_patient_data(pid, as_of=as_of, bp_window_days=window)
             except FhirNotFound as err:
-                log.warning("Patient/%s not screened: %s", pid, err)
+                log.warning("patient %s not screened: %s", pseudonym(pid), type(err).__name__)
                 summary.failed += 1
             else:
                 summary.records += 1 + len(raw.resources) + len(raw.medications)

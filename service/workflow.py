@@ -33,6 +33,7 @@ from service.fhir.prefetch import PREFETCH, Connect, draft_orders, gather_record
 from service.fhir.record import LOINC
 from service.fhir.references import Ref
 from service.fhir.transaction import TransactionResult, submit
+from service.metrics import count_verdicts
 from service.render.cds import cards_for
 from service.render.charts import PHQ9_TOTAL
 from service.render.session import SESSION_SYSTEM, SessionWrite, build_session_write
@@ -97,11 +98,17 @@ Products = str | Iterable[str] | None
 """``ketamine``, ``esketamine``, ``both`` (None: both)."""
 
 
+def _counted(result: ScreeningResult) -> ScreeningResult:
+    """Every screening passes here once: its per-product verdicts are counted (metrics)."""
+    count_verdicts((product, verdict.label) for product, verdict in result.verdicts.items())
+    return result
+
+
 def screen_records(raw: RawPatientData, *, as_of: datetime | None, settings: Settings,
                    ruleset: str | None = None, products: Products = None) -> ScreeningResult:
     """Screen records already read, on this thread (the command line's way)."""
-    return screen(raw, evaluation_time(as_of), policy=bp_policy(settings),
-                  ruleset=ruleset or settings.ruleset, products=products)
+    return _counted(screen(raw, evaluation_time(as_of), policy=bp_policy(settings),
+                           ruleset=ruleset or settings.ruleset, products=products))
 
 
 async def screen_raw(raw: RawPatientData, *, as_of: datetime | None, settings: Settings,
@@ -139,7 +146,7 @@ def _parse_and_screen(data: object, source: str, patient_id: str | None, as_of: 
         except (ValueError, RecursionError) as exc:
             raise BundleError(f"{source}: not JSON ({type(exc).__name__})") from None
     raw = parse_bundle(data, source, patient_id)
-    return screen(raw, as_of, policy=policy, ruleset=ruleset), raw
+    return _counted(screen(raw, as_of, policy=policy, ruleset=ruleset)), raw
 
 
 async def screen_bundle(data: bytes | Mapping[str, Any] | object, *,
@@ -178,7 +185,8 @@ async def screen_population(client: FhirClient, *, as_of: datetime, settings: Se
     """Everyone on the server (or ``group``'s members), each screened as of ``as_of``."""
     policy = bp_policy(settings)
     return await population.screen_population(
-        client, screen=lambda raw: screen(raw, as_of, policy=policy, ruleset=settings.ruleset),
+        client,
+        screen=lambda raw: _counted(screen(raw, as_of, policy=policy, ruleset=settings.ruleset)),
         as_of=as_of,
         bp_window_days=settings.bp_window_days,
         max_poll_interval=settings.bulk_poll_max_seconds, emit=emit, group=group,

@@ -19,6 +19,7 @@ from service.api.deps import Services, VerifiedCdsClient
 from service.api.middleware import current_request_id
 from service.errors import InputError
 from service.fhir.client import FhirClient
+from service.logs import pseudonym
 from service.render.cds import SERVICES, discovery
 from service.workflow import HookCall, cds_cards
 
@@ -110,8 +111,8 @@ async def call_service(service_id: ServiceId, body: CdsRequest, client: Verified
     if result is None:
         log.info("cds %s (%s): no ketamine order, no cards", service_id, client.issuer)
     else:
-        log.info("cds %s (%s) for Patient/%s: %s, %d cards", service_id, client.issuer,
-                 patient_id, result.verdict.label, len(cards))
+        log.info("cds %s (%s) for patient %s: %s, %d cards", service_id, client.issuer,
+                 pseudonym(patient_id), result.verdict.label, len(cards))
     return {"cards": cards}
 
 

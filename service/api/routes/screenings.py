@@ -17,6 +17,7 @@ from service.api.deps import RequireScreen, Services
 from service.api.middleware import current_request_id
 from service.auth.scopes import SCOPE_WRITE
 from service.errors import BearerError
+from service.logs import pseudonym
 from service.workflow import screen_bundle, screen_from_fhir, write_screening_result
 
 __all__ = ["FindingOut", "ScreeningOut", "ScreeningRequest", "router"]
@@ -91,7 +92,8 @@ async def create_screening(body: ScreeningRequest, caller: RequireScreen,
         contract = result.as_contract()
         if body.write_back:
             contract["written"] = await write_screening_result(client, result, raw)
-    log.info("screened Patient/%s for %s: %s", patient_id, caller.subject, result.verdict.label)
+    log.info("screened patient %s for %s: %s", pseudonym(patient_id), caller.subject,
+             result.verdict.label)
     return contract
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from service.api.deps import RequireWrite, Services
 from service.api.middleware import current_request_id
+from service.logs import pseudonym
 from service.render.session_input import SessionInput
 from service.workflow import write_session
 
@@ -46,8 +47,8 @@ async def create_session(body: SessionRequest, caller: RequireWrite,
                                          request_id=current_request_id.get())
     async with client:
         written = await write_session(client, session)
-    log.info("session %s for Patient/%s written for %s: %d resources, %d new",
-             session.session_id, session.patient_id, caller.subject,
+    log.info("session written for patient %s for %s: %d resources, %d new",
+             pseudonym(session.patient_id), caller.subject,
              len(written.result.locations), written.result.created)
     return SessionWritten(written=list(written.result.locations), created=written.result.created,
                           warnings=written.warnings)
