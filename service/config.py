@@ -220,7 +220,7 @@ def load_settings(env_file: str | Path | None = None, **values: Any) -> Settings
     ConfigError, one line naming each bad variable (never its value), when one is unusable."""
     env_file = env_file or os.environ.get(ENV_FILE_VARIABLE) or None
     if env_file is not None and not Path(env_file).is_file():
-        raise ConfigError(f"{ENV_FILE_VARIABLE}: no such file: {env_file}")
+        raise ConfigError(f"--env-file or {ENV_FILE_VARIABLE}: no such file: {env_file}")
     try:
         return Settings(_env_file=env_file, **values)
     except ValidationError as exc:

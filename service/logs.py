@@ -142,38 +142,53 @@ class ServiceJsonFormatter(JsonFormatter):
         return ""  # stack_info=True lines would carry source text; frames are enough
 
 
-def _handler_config(level: str, stream: TextIO | None) -> dict[str, Any]:
-    handler: dict[str, Any] = {"class": "logging.StreamHandler", "formatter": "json",
-                               "filters": ["context"], "level": level}
-    if stream is not None:
-        handler["stream"] = stream
-    else:
-        handler["stream"] = "ext://sys.stderr"
-    return handler
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler on whatever ``sys.stderr`` is when a line is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current stderr
 
 
 def uvicorn_log_config(level: str = "INFO", stream: TextIO | None = None) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for uvicorn's ``log_config=``: its loggers and the
-    service's (``service``) on one JSON handler, INFO by default, the access log's paths without
-    queries. uvicorn applies it in each worker before the app is built."""
+    """A ``logging.config.dictConfig`` for uvicorn's ``log_config=``: one JSON handler on the root
+    logger, the service's (``service``) and uvicorn's loggers at ``level`` (INFO by default),
+    httpx's at WARNING (its INFO line is the full URL, query included), uvicorn's access log
+    without queries. uvicorn applies it in each worker before the app is built."""
+    handler: dict[str, Any] = ({"()": StderrHandler} if stream is None else
+                               {"class": "logging.StreamHandler", "stream": stream})
+    handler.update({"formatter": "json", "filters": ["context"]})
+    quiet = {"level": "WARNING"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"context": {"()": ContextFilter}, "access": {"()": AccessPathFilter}},
         "formatters": {"json": {"()": ServiceJsonFormatter}},
-        "handlers": {"json": _handler_config(level, stream)},
+        "handlers": {"json": handler},
         "loggers": {
-            "service": {"handlers": ["json"], "level": level, "propagate": False},
-            "uvicorn": {"handlers": ["json"], "level": level, "propagate": False},
-            "uvicorn.error": {"level": level},
-            "uvicorn.access": {"handlers": ["json"], "level": level, "propagate": False,
+            "service": {"level": level},
+            "uvicorn": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.access": {"level": level, "handlers": [], "propagate": True,
                                "filters": ["access"]},
+            "httpx": quiet, "httpcore": quiet, "authlib": quiet,
         },
         "root": {"handlers": ["json"], "level": "WARNING"},
     }
 
 
-def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+def configure_logging(level: str = "INFO", stream: TextIO | None = None, *,
+                      force: bool = False) -> None:
     """Install the JSON handler for this process (the command line; ``serve`` hands the same
-    dictionary to uvicorn instead)."""
-    logging.config.dictConfig(uvicorn_log_config(level, stream or sys.stderr))
+    dictionary to uvicorn instead). Like ``logging.basicConfig``, nothing changes when the root
+    logger has handlers already (a host program's, or a test runner's) unless ``force``."""
+    if logging.getLogger().handlers and not force:
+        return
+    logging.config.dictConfig(uvicorn_log_config(level, stream))

@@ -178,7 +178,8 @@ async def screen_from_fhir(client: FhirClient, patient_id: str, *, as_of: dateti
 
 async def screen_population(client: FhirClient, *, as_of: datetime, settings: Settings,
                             emit: population.Emit, group: str | None = None,
-                            progress: TextIO | None = None, spill_dir: str | None = None,
+                            progress: population.Reporter | TextIO | None = None,
+                            spill_dir: str | None = None,
                             concurrency: int = 4,
                             sleep: population.Sleep = asyncio.sleep
                             ) -> population.PopulationSummary:

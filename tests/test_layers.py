@@ -41,7 +41,10 @@ ALLOWED: dict[str, frozenset[str]] = {
                        "metrics"}),
     "openapi": frozenset({"main", "config"}),
     "cli": frozenset({"service", "errors", "config", "config_report", "screening", "render",
-                      "population", "clients", "workflow", "logs"}),
+                      "population", "clients", "workflow", "logs", "fhir", "cli_help",
+                      "terminal"}),
+    "cli_help": frozenset(),
+    "terminal": frozenset(),
     "__main__": frozenset({"cli"}),
     "fhir_maps": frozenset(),
 }
