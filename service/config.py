@@ -82,7 +82,8 @@ class _SecretFiles(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore",
+                                      env_ignore_empty=True)
 
     environment: Literal["development", "test", "production"] = "development"
     demo: bool = False

@@ -91,6 +91,8 @@ def masked(field: str, value: object) -> str:
     """A setting's value as shown: secrets masked, a URL's password masked."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     text = str(value)
