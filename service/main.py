@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from service import __version__
+from service.api.contract import DESCRIPTION, install_contract
 from service.api.errors import install_errors
 from service.api.middleware import SecurityHeadersMiddleware
 from service.api.routes import cds, demo, health, launch, pages, ruleset, screenings, sessions
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Ketamine screening",
         version=__version__,
         summary="Ketamine / esketamine suitability screening for SMART-on-FHIR EHRs",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.services = services
@@ -65,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ruleset.router)
     app.include_router(sessions.router)
     app.include_router(cds.router)
+    install_contract(app)
     return app

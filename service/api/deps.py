@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Query, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials
+from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
+from fastapi.security import OAuth2
 
 from service.api.services import AppServices, services_of
 from service.api.sources import Source
@@ -88,24 +90,28 @@ def _settings(services: Services) -> Settings:
 
 AppSettings = Annotated[Settings, Depends(_settings)]
 
-_bearer = HTTPBearer(
+_bearer = OAuth2(
+    flows=OAuthFlowsModel(clientCredentials=OAuthFlowClientCredentials(
+        tokenUrl="https://idp.example.org/token", scopes=API_SCOPES)),
+    scheme_name="apiToken",
+    description="A bearer JWT from KETAMINE_API_ISSUER (the tokenUrl is its token endpoint), "
+                "checked against KETAMINE_API_JWKS_URL and KETAMINE_API_AUDIENCE; sent as "
+                "'Authorization: Bearer ...'.",
     auto_error=False,
-    scheme_name="bearer",
-    description="JWT from KETAMINE_API_ISSUER; scopes: "
-    + "; ".join(f"{k} ({v})" for k, v in API_SCOPES.items()),
 )
+"""The OpenAPI scheme of the REST API; :func:`require_scope` names each operation's scope."""
 
 
 async def current_caller(
-    request: Request,
     services: Services,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    authorization: Annotated[str | None, Depends(_bearer)],
 ) -> Caller:
-    if credentials is None:
-        if request.headers.get("authorization"):
-            raise BearerError("Only 'Authorization: Bearer <JWT>' is accepted.")
+    if not authorization:
         raise BearerError("This API needs a bearer token.", missing=True)
-    return await services.api_tokens.verify(credentials.credentials)
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise BearerError("Only 'Authorization: Bearer <JWT>' is accepted.")
+    return await services.api_tokens.verify(token.strip())
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
@@ -114,7 +120,10 @@ CurrentCaller = Annotated[Caller, Depends(current_caller)]
 def require_scope(scope: str) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency that admits callers whose token carries ``scope``."""
 
-    async def dependency(caller: CurrentCaller) -> Caller:
+    # The scope is given to Security as well, so the OpenAPI document names it per operation.
+    verified = Security(current_caller, scopes=[scope])
+
+    async def dependency(caller: Caller = verified) -> Caller:
         if scope not in caller.scopes:
             raise BearerError(f"This call needs the '{scope}' scope.", "insufficient_scope",
                               scope=scope)

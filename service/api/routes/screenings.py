@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import RequireScreen, Services
+from service.api.examples import SCREENING, SCREENING_REQUEST, json_example
 from service.api.middleware import current_request_id
 from service.auth.scopes import SCOPE_WRITE
 from service.errors import BearerError
@@ -70,8 +71,12 @@ class ScreeningOut(BaseModel):
 
 @router.post("", summary="Screen a patient on the FHIR server (ketamine.screen; "
              "ketamine.write for write_back)", response_model=ScreeningOut,
-             response_model_exclude_none=True,
-             responses={403: {"description": "write_back without ketamine.write"},
+             response_model_exclude_none=True, operation_id="createScreening",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "example": SCREENING_REQUEST}}}},
+             responses={200: json_example(SCREENING | {"written": [
+                            "Observation/501", "Provenance/502"]}),
+                        403: {"description": "write_back without ketamine.write"},
                         404: {"description": "no such patient"},
                         422: {"description": "invalid body, or fhir_base not allowed"},
                         502: {"description": "the FHIR server failed us"},
@@ -79,6 +84,11 @@ class ScreeningOut(BaseModel):
                         504: {"description": "the FHIR server timed out"}})
 async def create_screening(body: ScreeningRequest, caller: RequireScreen,
                            services: Services) -> dict[str, Any]:
+    """Reads the patient's conditions, medications, allergies and observations from the FHIR
+    server (SMART Backend Services), screens them as of ``as_of`` and answers the JSON
+    contract: the verdict per product, each finding with the records behind it and its label
+    source, the eligibility summary. With ``write_back`` the result is written to the chart in
+    one transaction (sending it again adds nothing) and ``written`` lists what was written."""
     if body.write_back and SCOPE_WRITE not in caller.scopes:
         raise BearerError(f"write_back needs the '{SCOPE_WRITE}' scope.", "insufficient_scope",
                           scope=SCOPE_WRITE)
@@ -97,6 +107,11 @@ async def create_screening(body: ScreeningRequest, caller: RequireScreen,
     return contract
 
 
+_BUNDLE_EXAMPLE = {"resourceType": "Bundle", "type": "collection", "entry": [
+    {"resource": {"resourceType": "Patient", "id": "123", "birthDate": "1980-04-02"}},
+    {"resource": {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/123"},
+                  "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                       "code": "F33.2"}]}}}]}
 _BUNDLE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["resourceType"],
@@ -113,10 +128,12 @@ _BUNDLE_SCHEMA: dict[str, Any] = {
 
 @router.post("/$evaluate", summary="Screen the records in a FHIR Bundle, no FHIR server "
              "(ketamine.screen)", response_model=ScreeningOut, response_model_exclude_none=True,
+             operation_id="evaluateBundle",
              openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/fhir+json": {"schema": _BUNDLE_SCHEMA},
+                 "application/fhir+json": {"schema": _BUNDLE_SCHEMA, "example": _BUNDLE_EXAMPLE},
                  "application/json": {"schema": _BUNDLE_SCHEMA}}}},
-             responses={413: {"description": "Bundle larger than 20 MB"},
+             responses={200: json_example(SCREENING),
+                        413: {"description": "Bundle larger than 20 MB"},
                         422: {"description": "not JSON, not a Bundle, or no usable resource"}})
 async def evaluate_bundle(
     request: Request,
@@ -126,6 +143,9 @@ async def evaluate_bundle(
     patient: Annotated[str | None, Query(pattern=FHIR_ID,
                                          description="which patient, when several")] = None,
 ) -> dict[str, Any]:
+    """Screens the records of one patient sent as a FHIR Bundle (a ``collection`` or a
+    ``searchset``, up to 20 MB): nothing is read from or written to a FHIR server. ``patient``
+    picks the patient when the Bundle holds several."""
     raw_body = await request.body()
     if len(raw_body) > MAX_BUNDLE_BYTES:
         raise HTTPException(413, f"The Bundle is larger than {MAX_BUNDLE_BYTES >> 20} MB.")
