@@ -25,7 +25,7 @@ import anyio.to_thread
 from service import population
 from service.config import Settings
 from service.demo import demo_patients
-from service.errors import BundleError
+from service.errors import BundleError, InputError
 from service.fhir import codesystems
 from service.fhir.bundle import load_bundle, parse_bundle
 from service.fhir.client import FhirClient
@@ -69,9 +69,14 @@ __all__ = [
 
 
 def evaluation_time(as_of: datetime | None = None) -> datetime:
-    """``as_of`` in UTC (a naive time is taken as UTC); now, to the second, when absent."""
+    """``as_of`` in UTC (a naive time is taken as UTC); now, to the second, when absent.
+
+    InputError outside the years 1900 to 2199: the look-back windows would leave the calendar.
+    """
     if as_of is None:
         return datetime.now(UTC).replace(microsecond=0)
+    if not 1900 <= as_of.year < 2200:
+        raise InputError("as_of must fall in the years 1900 to 2199")
     if as_of.tzinfo is None:
         return as_of.replace(tzinfo=UTC)
     return as_of.astimezone(UTC)

@@ -75,7 +75,7 @@ class Problem(BaseModel):
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _REASONS = {
-    400: "Bad request (for example a token in the URL)",
+    400: "Bad request: a body that is not JSON, or a token in the URL",
     401: "Missing or invalid token",
     403: "The token lacks the scope this operation needs",
     404: "Not found",
@@ -111,6 +111,8 @@ def _operation(op: dict[str, Any], path: str) -> None:
     wanted = {500}
     if has_input:
         wanted.add(422)
+    if op.get("requestBody"):
+        wanted.add(400)  # a body that is not JSON at all
     if scope or path.startswith("/cds-services/"):
         wanted.add(401)
     if scope:

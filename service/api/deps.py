@@ -31,7 +31,7 @@ from service.auth.cookies import browser_id
 from service.auth.scopes import API_SCOPES, SCOPE_SCREEN, SCOPE_WRITE
 from service.auth.session import ActiveLaunch, fresh_session, session_key
 from service.config import Settings
-from service.errors import BearerError, SessionExpired
+from service.errors import BearerError, InputError, SessionExpired
 
 __all__ = [
     "PUBLIC_PREFIXES",
@@ -46,6 +46,7 @@ __all__ = [
     "VerifiedCdsClient",
     "is_public",
     "require_scope",
+    "single_valued_query",
 ]
 
 PUBLIC_ROUTES: dict[str, frozenset[str]] = {
@@ -75,6 +76,14 @@ def is_public(method: str, path: str) -> bool:
     if method in PUBLIC_ROUTES.get(path, frozenset()):
         return True
     return any(path.startswith(p) and method in m for p, m in PUBLIC_PREFIXES.items())
+
+
+def single_valued_query(request: Request) -> None:
+    """A query parameter given twice is refused: which value was meant cannot be told."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(f"Query parameter(s) given more than once: {', '.join(repeated)}.")
 
 
 def _services(request: Request) -> AppServices:

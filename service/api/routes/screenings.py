@@ -7,13 +7,14 @@ The answer is the JSON contract of the README (``ScreeningResult.as_contract()``
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from service.api.deps import RequireScreen, Services
+from service.api.deps import RequireScreen, Services, single_valued_query
 from service.api.examples import SCREENING, SCREENING_REQUEST, json_example
 from service.api.middleware import current_request_id
 from service.auth.scopes import SCOPE_WRITE
@@ -25,9 +26,25 @@ __all__ = ["FindingOut", "ScreeningOut", "ScreeningRequest", "router"]
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/v1/screenings", tags=["api"])
+router = APIRouter(prefix="/api/v1/screenings", tags=["api"],
+                   dependencies=[Depends(single_valued_query)])
 
 MAX_BUNDLE_BYTES = 20 * 1024 * 1024
+_ISO_DATE_TIME = r"^(19|2[01])\d\d-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)?)?$"
+
+
+def _iso_only(value: object) -> object:
+    # pydantic would read a number as seconds since 1970; an evaluation time is written out.
+    if value is not None and not (isinstance(value, str) and re.match(_ISO_DATE_TIME, value)):
+        raise ValueError("expected an ISO 8601 date-time between 1900 and 2199, "
+                         "e.g. 2026-11-27T09:00:00Z")
+    return value
+
+
+AsOf = Annotated[datetime | None, BeforeValidator(_iso_only),
+                 WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time",
+                                            "pattern": _ISO_DATE_TIME}, {"type": "null"}]})]
+"""An evaluation time as the API takes it: ISO 8601 text, years 1900 to 2199."""
 FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 
 
@@ -36,7 +53,7 @@ class ScreeningRequest(BaseModel):
 
     patient: Annotated[str, Field(pattern=r"^(Patient/)?[A-Za-z0-9\-.]{1,64}$",
                                   description="Patient id on the FHIR server", examples=["123"])]
-    as_of: datetime | None = Field(None, description="evaluation time (ISO 8601); default now")
+    as_of: AsOf = Field(None, description="evaluation time (ISO 8601); default now")
     write_back: bool = Field(False, description="write the result to the EHR (ketamine.write)")
     fhir_base: Annotated[str | None, Field(max_length=2048)] = Field(
         None, description="one of the allowed FHIR servers; default the first")
@@ -139,7 +156,7 @@ async def evaluate_bundle(
     request: Request,
     caller: RequireScreen,
     services: Services,
-    as_of: Annotated[datetime | None, Query(description="evaluation time; default now")] = None,
+    as_of: Annotated[AsOf, Query(description="evaluation time (ISO 8601); default now")] = None,
     patient: Annotated[str | None, Query(pattern=FHIR_ID,
                                          description="which patient, when several")] = None,
 ) -> dict[str, Any]:
