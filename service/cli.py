@@ -24,7 +24,7 @@ from service import __version__, cli_help, workflow
 from service.clients import FhirClients
 from service.config import ENV_FILE_VARIABLE, Settings, load_settings
 from service.config_report import effective_settings, production_problems
-from service.errors import InputError, ServiceError
+from service.errors import ConfigError, InputError, ServiceError
 from service.fhir.client import FhirClient
 from service.logs import configure_logging, set_pseudonym_key, uvicorn_log_config
 from service.population import PopulationSummary, Progress, Reporter
@@ -190,6 +190,9 @@ def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
     workers = args.workers or settings.workers
     refuse_unsafe_production(settings.model_copy(update={"workers": workers}))
+    if workers > 1 and settings.metrics_port is not None:
+        raise ConfigError("KETAMINE_METRICS_PORT needs KETAMINE_WORKERS=1: the workers cannot "
+                          "share the port (run one worker per container)")
     if args.env_file:  # the workers load the settings again, from the same file
         os.environ[ENV_FILE_VARIABLE] = str(args.env_file)
     if args.workers:

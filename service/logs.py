@@ -134,6 +134,7 @@ class ServiceJsonFormatter(JsonFormatter):
         log_data["time"] = datetime.fromtimestamp(record.created, UTC).isoformat(
             timespec="milliseconds").replace("+00:00", "Z")
         super().add_fields(log_data, record, message_dict)
+        log_data.pop("color_message", None)  # uvicorn's copy of the message with ANSI colours
 
     def formatException(self, ei: Any) -> str:
         return _safe_traceback(ei)

@@ -183,3 +183,10 @@ def test_every_setting_is_in_the_example_and_the_example_loads() -> None:
     settings = load_settings(ROOT / ".env.example")
     assert settings.frame_ancestors == ["'self'", "https://ehr.example-ehr.org"]
     assert settings.metrics_port is None and settings.client_secret is None
+
+
+def test_serve_refuses_a_metrics_port_with_several_workers(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KETAMINE_METRICS_PORT", "9464")
+    assert run("serve", "--workers", "2")[0] == 2
+    assert "KETAMINE_METRICS_PORT needs KETAMINE_WORKERS=1" in capsys.readouterr().err
