@@ -116,7 +116,7 @@ async def test_token_outcomes(token_server: SmartTestServer, tmp_path: Path) -> 
     keyed = Settings(_env_file=None, client_id="metrics-client",  # type: ignore[call-arg]
                      private_key_file=tmp_path / "key.pem")
     secret_only = Settings(_env_file=None, client_id="metrics-client",  # type: ignore[call-arg]
-                           client_secret="wrong-secret")
+                           client_secret="a-wrong-secret-of-48-characters-0123456789abcdef")
     before = {o: value("ketamine_token_refresh_total", kind="backend", outcome=o)
               for o in ("ok", "refused", "failed")}
     await BackendServicesAuth(keyed, endpoint).access_token()
