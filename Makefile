@@ -80,7 +80,8 @@ serve: setup
 openapi: setup
 	$(BIN)/python -m service.openapi > openapi/openapi.json
 
-## What the Dockerfile does, without Docker: wheel -> fresh venv -> serve -> /healthz.
+## What the Dockerfile and compose.yaml do, without Docker: wheel -> fresh venv -> Redis and the
+## service as compose runs them, as uid 10001 -> /healthz, /readyz, /metrics -> drain on SIGTERM.
 container-check: setup
 	bash scripts/container-check.sh
 

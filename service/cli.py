@@ -1,9 +1,10 @@
 """The ``ketamine-screen`` command line: the only place that exits the process.
 
-Exit codes: 0 done; 1 the FHIR server or the network failed; 2 bad input (a file, an argument):
-each error class carries its own (``exit_code`` in :mod:`service.errors`). Errors are one line on
-stderr, without a traceback and without patient data. Every command goes through
-:mod:`service.workflow`.
+Exit codes: 0 done; 1 the FHIR server or the network failed; 2 bad input (a file, an argument, a
+``KETAMINE_*`` setting): each error class carries its own (``exit_code`` in
+:mod:`service.errors`). Errors are one line on stderr, without a traceback and without patient
+data. Every command goes through :mod:`service.workflow`; the help texts are in
+:mod:`service.cli_help`.
 """
 
 from __future__ import annotations
@@ -12,26 +13,34 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TextIO
 
-from service import __version__, workflow
+from service import __version__, cli_help, workflow
 from service.clients import FhirClients
-from service.config import Settings, get_settings
-from service.errors import InputError, ServiceError
-from service.population import PopulationSummary
+from service.config import ENV_FILE_VARIABLE, Settings, load_settings
+from service.config_report import effective_settings, production_problems
+from service.errors import ConfigError, InputError, ServiceError
+from service.fhir.client import FhirClient
+from service.logs import configure_logging, set_pseudonym_key, uvicorn_log_config
+from service.population import PopulationSummary, Progress, Reporter
 from service.render.report import text_report
 from service.screening.engine import PRODUCT_CHOICES, RULESETS
 from service.screening.model import RawPatientData, ScreeningResult
 from service.screening.policy import products_asked
 from service.screening.ruleset import check_choice
+from service.terminal import TerminalProgress
 
-__all__ = ["main", "parse_as_of", "run_population"]
+__all__ = ["TOKEN_VARIABLE", "main", "parse_as_of", "run_population"]
 
-log = logging.getLogger("ketamine_screen")
+log = logging.getLogger(__name__)
+
+TOKEN_VARIABLE = "KETAMINE_FHIR_TOKEN"  # noqa: S105 - a variable name
+"""A bearer token for the server named by ``--fhir-base`` (it wins over Backend Services)."""
 
 
 def parse_as_of(text: str) -> datetime:
@@ -45,8 +54,15 @@ def parse_as_of(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _clients() -> FhirClients:
-    return FhirClients(get_settings())
+async def _connect(settings: Settings, base: str, *, write: bool = False) -> FhirClient:
+    """The EHR named on the command line, authenticated (the way is said on stderr)."""
+    client, how = await FhirClients(settings).command_line(
+        base, token=os.environ.get(TOKEN_VARIABLE) or None, write=write)
+    if how == "none":
+        sys.stderr.write(f"ketamine-screen: warning: no credentials ({TOKEN_VARIABLE}, or "
+                         "KETAMINE_PRIVATE_KEY_FILE / KETAMINE_CLIENT_SECRET for Backend "
+                         "Services): requests go without a token\n")
+    return client
 
 
 def _emit(result: ScreeningResult, fmt: str, out: TextIO) -> None:
@@ -56,42 +72,47 @@ def _emit(result: ScreeningResult, fmt: str, out: TextIO) -> None:
         out.write(text_report(result))
 
 
-async def _from_server(base: str, patient: str, as_of: datetime, settings: Settings,
-                       args: argparse.Namespace) -> tuple[ScreeningResult, RawPatientData]:
-    async with _clients().plain(base) as client:
-        return await workflow.screen_from_fhir(client, patient, as_of=as_of, settings=settings,
-                                               ruleset=args.ruleset, products=args.product)
+async def _from_server(settings: Settings, args: argparse.Namespace,
+                       as_of: datetime) -> tuple[ScreeningResult, RawPatientData, list[str]]:
+    async with await _connect(settings, args.fhir_base, write=args.write_back) as client:
+        result, raw = await workflow.screen_from_fhir(client, args.patient, as_of=as_of,
+                                                      settings=settings, ruleset=args.ruleset,
+                                                      products=args.product)
+        written: list[str] = []
+        if args.write_back:
+            written = await workflow.write_screening_result(client, result, raw)
+    return result, raw, written
 
 
-async def _write_back(base: str, result: ScreeningResult, raw: RawPatientData) -> list[str]:
-    async with _clients().plain(base) as client:
-        return await workflow.write_screening_result(client, result, raw)
+def _reporter(err: TextIO) -> Reporter:
+    return TerminalProgress() if err is sys.stderr and err.isatty() else Progress(err)
 
 
 def run_population(fhir_base: str, out: TextIO, *, as_of: datetime, fmt: str = "text",
-                   group: str | None = None, err: TextIO | None = None) -> int:
+                   group: str | None = None, err: TextIO | None = None,
+                   settings: Settings | None = None) -> int:
     """``screen --all``: NDJSON contracts (``json``) or nothing per patient (``text``), then the
-    summary table (stdout for text, stderr for json)."""
+    summary table (stdout for text, stderr for json). A progress bar on a terminal."""
     err = err or sys.stderr
-    settings = get_settings()
+    settings = settings or load_settings()
 
     def emit(result: ScreeningResult) -> None:
         if fmt == "json":
             out.write(json.dumps(result.as_contract(), separators=(",", ":")) + "\n")
 
     async def run() -> PopulationSummary:
-        async with _clients().plain(fhir_base) as client:
+        async with await _connect(settings, fhir_base) as client:
             return await workflow.screen_population(client, as_of=as_of, settings=settings,
-                                                    emit=emit, group=group, progress=err)
+                                                    emit=emit, group=group,
+                                                    progress=_reporter(err))
 
     summary = asyncio.run(run())
     (err if fmt == "json" else out).write(summary.table())
     return 0
 
 
-def _screen(args: argparse.Namespace, out: TextIO) -> int:
+def _screen(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     as_of = args.as_of or workflow.evaluation_time()
-    settings = get_settings()
     # Bad choices fail before anything is read (ChoiceError is an InputError: exit 2).
     args.ruleset = check_choice(args.ruleset or settings.ruleset, tuple(RULESETS), "ruleset")
     products_asked(args.product)
@@ -100,31 +121,35 @@ def _screen(args: argparse.Namespace, out: TextIO) -> int:
             raise InputError("--all/--group need --fhir-base URL, without --bundle, --patient "
                              "or --write-back")
         return run_population(args.fhir_base, out, as_of=as_of, fmt=args.format,
-                              group=args.group)
+                              group=args.group, settings=settings)
+    written: list[str] = []
     if args.bundle:
+        if args.write_back and not args.fhir_base:
+            raise InputError("--write-back needs --fhir-base URL (the server to write to)")
         result, raw = workflow.screen_file(Path(args.bundle), args.patient, as_of=as_of,
                                            settings=settings, ruleset=args.ruleset,
                                            products=args.product)
+        if args.write_back:
+            async def write() -> list[str]:
+                async with await _connect(settings, args.fhir_base, write=True) as client:
+                    return await workflow.write_screening_result(client, result, raw)
+            written = asyncio.run(write())
     else:
         if not (args.fhir_base and args.patient):
             raise InputError("screen needs --bundle FILE, or --fhir-base URL with --patient ID")
-        result, raw = asyncio.run(_from_server(args.fhir_base, args.patient, as_of, settings,
-                                               args))
+        result, raw, written = asyncio.run(_from_server(settings, args, as_of))
     for problem in raw.problems:
         sys.stderr.write(f"ketamine-screen: warning: {problem.reference}: {problem.problem}\n")
     _emit(result, args.format, out)
     if args.write_back:
-        if not args.fhir_base:
-            raise InputError("--write-back needs --fhir-base URL (the server to write to)")
-        written = asyncio.run(_write_back(args.fhir_base, result, raw))
         sys.stderr.write(f"ketamine-screen: wrote {len(written)} resource(s): "
                          f"{', '.join(written)}\n")
     return 0
 
 
-def _demo(args: argparse.Namespace, out: TextIO) -> int:
+def _demo(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     as_of = args.as_of or parse_as_of("2026-11-27")
-    for path, result in workflow.demo_screenings(as_of=as_of, settings=get_settings()):
+    for path, result in workflow.demo_screenings(as_of=as_of, settings=settings):
         if args.format == "json":
             _emit(result, "json", out)
         else:
@@ -134,9 +159,9 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _publish(args: argparse.Namespace, out: TextIO) -> int:
+def _publish(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     async def run() -> list[str]:
-        async with _clients().plain(args.fhir_base) as client:
+        async with await _connect(settings, args.fhir_base, write=True) as client:
             return await workflow.publish_codesystems(client)
 
     for ref in asyncio.run(run()):
@@ -144,59 +169,61 @@ def _publish(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace, out: TextIO) -> int:
+def _check_config(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.workers is not None:
+        settings = settings.model_copy(update={"workers": args.workers})
+    for name, value in effective_settings(settings):
+        out.write(f"{name}={value}\n")
+    problems = production_problems(settings)
+    production = settings.environment == "production"
+    heading = "production refuses" if production else "production would refuse"
+    out.write(f"\n{heading} ({len(problems)}):\n" if problems else
+              "\nno production problems\n")
+    out.writelines(f"  - {problem}\n" for problem in problems)
+    return 2 if production and problems else 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     import uvicorn
 
+    from service.config_report import refuse_unsafe_production
+
+    workers = args.workers or settings.workers
+    refuse_unsafe_production(settings.model_copy(update={"workers": workers}))
+    if workers > 1 and settings.metrics_port is not None:
+        raise ConfigError("KETAMINE_METRICS_PORT needs KETAMINE_WORKERS=1: the workers cannot "
+                          "share the port (run one worker per container)")
+    if args.env_file:  # the workers load the settings again, from the same file
+        os.environ[ENV_FILE_VARIABLE] = str(args.env_file)
+    if args.workers:
+        os.environ["KETAMINE_WORKERS"] = str(workers)
+    level = args.log_level or settings.log_level
+    # Our access line (service.access) replaces uvicorn's: it has the route template and the
+    # duration, and never the query string.
     uvicorn.run("service.main:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", proxy_headers=True)
+                workers=workers, log_config=uvicorn_log_config(level), log_level=level.lower(),
+                access_log=False, proxy_headers=True, server_header=False,
+                timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None)
     return 0
 
 
+COMMANDS = {"screen": _screen, "demo": _demo, "publish-codesystems": _publish,
+            "check-config": _check_config, "serve": _serve}
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ketamine-screen", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    scr = sub.add_parser("screen", help="screen one patient from a Bundle file or a FHIR server")
-    scr.add_argument("--bundle", metavar="FILE", help="a FHIR R4 Bundle (JSON)")
-    scr.add_argument("--fhir-base", metavar="URL", help="FHIR R4 base URL")
-    scr.add_argument("--patient", metavar="ID", help="Patient id (required with --fhir-base)")
-    scr.add_argument("--as-of", type=parse_as_of, help="evaluation time (ISO 8601; default now)")
-    scr.add_argument("--format", choices=("text", "json"), default="text")
-    scr.add_argument("--product", default="both",
-                     help=f"{', '.join(PRODUCT_CHOICES)} (default: both)")
-    scr.add_argument("--ruleset",
-                     help=f"{', '.join(RULESETS)} (default: KETAMINE_RULESET, else v2)")
-    scr.add_argument("--write-back", action="store_true",
-                     help="write the screening Observation to --fhir-base")
-    scr.add_argument("--all", action="store_true",
-                     help="screen every patient on --fhir-base (Bulk Data $export)")
-    scr.add_argument("--group", metavar="ID", help="screen the members of this Group only")
-    scr.set_defaults(run=_screen)
-
-    demo = sub.add_parser("demo", help="screen the embedded demo patients (no EHR needed)")
-    demo.add_argument("--as-of", type=parse_as_of)
-    demo.add_argument("--format", choices=("text", "json"), default="text")
-    demo.set_defaults(run=_demo)
-
-    pub = sub.add_parser("publish-codesystems",
-                         help="publish the project's CodeSystems to a FHIR server (idempotent)")
-    pub.add_argument("--fhir-base", metavar="URL", required=True)
-    pub.set_defaults(run=_publish)
-
-    srv = sub.add_parser("serve", help="run the web service")
-    srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8000)
-    srv.add_argument("--workers", type=int, default=1)
-    srv.set_defaults(run=_serve)
-    return parser
+    return cli_help.build_parser(version=f"ketamine-screen {__version__}",
+                                 products=PRODUCT_CHOICES, rulesets=tuple(RULESETS),
+                                 as_of=parse_as_of)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     args = _parser().parse_args(argv)
     try:
-        return int(args.run(args, out or sys.stdout))
+        settings = load_settings(args.env_file)
+        configure_logging(args.log_level or "WARNING")
+        set_pseudonym_key(settings.log_pseudonym_key)
+        return int(COMMANDS[args.command](args, settings, out or sys.stdout))
     except ServiceError as exc:
         sys.stderr.write(f"ketamine-screen: error: {exc}\n")
         return exc.exit_code

@@ -7,7 +7,10 @@
   token.
 * ``launch``: a clinician's launch, with the session's access token (``SessionAuth``).
 * ``cds``: a CDS call's ``fhirServer`` with its ``fhirAuthorization`` token, sent as it is.
-* ``plain``: the command line, a server named on it, no token.
+* ``command_line``: a server named on the command line: a bearer token the operator hands in
+  (``KETAMINE_FHIR_TOKEN``), else Backend Services when client credentials are configured (the
+  server must then be an allowed issuer), else no token.
+* ``plain``: no token at all (test servers without auth).
 
 Only servers in ``KETAMINE_ALLOWED_ISSUERS`` are contacted with a token. Each client is opened per
 use (``async with``); a shared connection pool per server would be made here.
@@ -115,6 +118,19 @@ class FhirClients:
 
     # -- The command line ---------------------------------------------------------------------
 
+    async def command_line(self, base_url: str, *, token: str | None,
+                           write: bool = False) -> tuple[FhirClient, str]:
+        """The client for a server named on the command line, and how it authenticates
+        (``bearer token``, ``backend services`` or ``none``)."""
+        if token:
+            return self._client(base_url, BearerToken(token), None), "bearer token"
+        if self.settings.private_key_file is not None or self.settings.client_secret:
+            if trusted(base_url, self.settings.allowed_issuers) is None:
+                raise InputError(f"{base_url} is not in KETAMINE_ALLOWED_ISSUERS: Backend Services "
+                                 "credentials go only to an allowed FHIR server")
+            return await self.backend(base_url, write=write), "backend services"
+        return self._client(base_url, None, None), "none"
+
     def plain(self, base_url: str) -> FhirClient:
-        """A server named on the command line, without a token."""
+        """A server without a token."""
         return self._client(base_url, None, None)

@@ -1,17 +1,52 @@
-"""All configuration, read from the environment (prefix ``KETAMINE_``) or a ``.env`` file."""
+"""All configuration, read from the environment (prefix ``KETAMINE_``); a ``.env`` file only when
+named (``KETAMINE_ENV_FILE``, or the command line's ``--env-file``), never picked up from the
+working directory.
+
+Secrets can come from files (container secrets, e.g. ``/run/secrets/...``): for each setting in
+:data:`SECRET_FILE_SETTINGS`, ``KETAMINE_<NAME>_FILE`` names a file whose content (surrounding
+whitespace removed) is the value; the variable itself wins when both are set.
+:func:`load_settings` turns a bad value into one :class:`~service.errors.ConfigError` line that
+names the variable and the form it expects (the command line exits 2). What production refuses
+is listed by :func:`service.config_report.production_problems`.
+"""
 
 from __future__ import annotations
 
+import os
+import types
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-__all__ = ["Settings", "get_settings"]
+from service.errors import ConfigError
+from service.logs import DEFAULT_PSEUDONYM_KEY
 
-_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "xxx"}
+__all__ = [
+    "ENV_FILE_VARIABLE",
+    "ENV_PREFIX",
+    "SECRET_FILE_SETTINGS",
+    "Settings",
+    "env_name",
+    "expected_form",
+    "get_settings",
+    "load_settings",
+]
+
+ENV_PREFIX = "KETAMINE_"
+ENV_FILE_VARIABLE = "KETAMINE_ENV_FILE"
+"""Names the ``.env`` file to read; without it none is read."""
+SECRET_FILE_SETTINGS = ("client_secret", "log_pseudonym_key", "redis_url")
+"""Settings that may also come from ``KETAMINE_<NAME>_FILE`` (and are masked when shown)."""
 
 
 def _split(value: object) -> object:
@@ -20,8 +55,35 @@ def _split(value: object) -> object:
     return value
 
 
+def env_name(field: str) -> str:
+    """``fhir_timeout_seconds`` -> ``KETAMINE_FHIR_TIMEOUT_SECONDS``."""
+    return ENV_PREFIX + field.upper()
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """``KETAMINE_<NAME>_FILE`` for the settings in SECRET_FILE_SETTINGS."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every file at once
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name in SECRET_FILE_SETTINGS:
+            variable = env_name(name) + "_FILE"
+            path = os.environ.get(variable)
+            if not path:
+                continue
+            try:
+                found[name] = Path(path).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as err:
+                reason = getattr(err, "strerror", None) or type(err).__name__
+                raise ConfigError(f"{variable}: cannot read the file ({reason})") from None
+        return found
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KETAMINE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=None, extra="ignore",
+                                      env_ignore_empty=True)
 
     environment: Literal["development", "test", "production"] = "development"
     demo: bool = False
@@ -75,6 +137,22 @@ class Settings(BaseSettings):
 
     # Shared state for several replicas
     redis_url: str | None = None
+    """Shared launch and session state (``redis://...``); needed with more than one worker."""
+
+    # Operations
+    workers: int = Field(default=1, ge=1, le=64)
+    """Worker processes of ``ketamine-screen serve`` (more than one needs ``redis_url``)."""
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
+    """On SIGTERM, how long requests in flight may take to finish before the server stops."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Level of the JSON log lines on stderr."""
+    log_pseudonym_key: str = DEFAULT_PSEUDONYM_KEY
+    """Key of the keyed hash that stands in for patient ids in log lines (production needs its
+    own: a long random string, kept secret and stable so lines stay joinable)."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve Prometheus ``/metrics`` on this port, apart from the service's; unset: not served."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics port binds to (``0.0.0.0`` for a scraper on the container network)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -85,16 +163,72 @@ class Settings(BaseSettings):
                     data[key] = _split(data[key])
         return data
 
-    @model_validator(mode="after")
-    def _refuse_placeholders(self) -> Settings:
-        if self.environment == "production":
-            if self.client_secret is not None and self.client_secret.lower() in _PLACEHOLDERS:
-                raise ValueError("KETAMINE_CLIENT_SECRET is a placeholder; set a real secret")
-            if not self.allowed_issuers:
-                raise ValueError("KETAMINE_ALLOWED_ISSUERS must name at least one FHIR server")
-        return self
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _SecretFiles(settings_cls))
+
+
+def _describe(annotation: Any) -> str:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _describe(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        return _describe(options[0]) + " (or unset)" if len(options) == 1 else "a value"
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(annotation))
+    if origin is list:
+        return "a comma-separated list"
+    return {bool: "true or false", int: "an integer", float: "a number", Path: "a file path",
+            str: "text"}.get(annotation, "a value")
+
+
+def expected_form(field: str) -> str:
+    """What ``KETAMINE_<FIELD>`` must look like, from the field's type and bounds.
+
+    >>> expected_form("fhir_page_size")
+    'an integer, at least 10, at most 1000'
+    >>> expected_form("ruleset")
+    'one of v1, v2'
+    """
+    info = Settings.model_fields[field]
+    form = _describe(info.annotation)
+    words = {Gt: "greater than", Ge: "at least", Lt: "less than", Le: "at most"}
+    for bound in info.metadata:
+        for kind, text in words.items():
+            if isinstance(bound, kind):
+                form += f", {text} {getattr(bound, kind.__name__.lower())}"
+    return form
+
+
+def _one_line(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        if loc and loc[0] in Settings.model_fields:
+            problems.append(f"{env_name(loc[0])} must be {expected_form(loc[0])}")
+        else:  # a check across settings: its message names the variables itself
+            problems.append(str(error.get("msg", "invalid")).removeprefix("Value error, "))
+    return "configuration: " + "; ".join(problems)
+
+
+def load_settings(env_file: str | Path | None = None, **values: Any) -> Settings:
+    """The settings from the environment (and ``env_file``, else ``KETAMINE_ENV_FILE`` when set);
+    ConfigError, one line naming each bad variable (never its value), when one is unusable."""
+    env_file = env_file or os.environ.get(ENV_FILE_VARIABLE) or None
+    if env_file is not None and not Path(env_file).is_file():
+        raise ConfigError(f"--env-file or {ENV_FILE_VARIABLE}: no such file: {env_file}")
+    try:
+        return Settings(_env_file=env_file, **values)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings, loaded once (:func:`load_settings`)."""
+    return load_settings()

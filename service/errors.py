@@ -4,6 +4,8 @@
     ├── InputError                    422 input            bad data handed to us (exit code 2)
     │   └── BundleError               422 input            not JSON, not a Bundle, unparseable
     ├── MapError                      503 not-configured   a fhir_maps file is malformed (start-up)
+    ├── ConfigError                   503 not-configured   a KETAMINE_* setting is unusable, or
+    │                                                      production refuses it (exit code 2)
     ├── PrefetchIncomplete            412 http             CDS prefetch lacks records, no server
     ├── FhirError                     502 fhir-protocol    the FHIR server failed us (``status``:
     │   │                                                  the server's own HTTP status)
@@ -41,6 +43,7 @@ __all__ = [
     "BearerCode",
     "BearerError",
     "BundleError",
+    "ConfigError",
     "FhirAuthError",
     "FhirError",
     "FhirNotFound",
@@ -106,6 +109,12 @@ class BundleError(InputError):
 
 class MapError(ServiceError):
     pass
+
+
+class ConfigError(ServiceError):
+    """A ``KETAMINE_*`` variable that cannot be used; the message names it, never its value."""
+
+    exit_code = 2
 
 
 class PrefetchIncomplete(ServiceError):

@@ -9,12 +9,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from service import __version__
+from service.api.contract import DESCRIPTION, install_contract
 from service.api.errors import install_errors
 from service.api.middleware import SecurityHeadersMiddleware
 from service.api.routes import cds, demo, health, launch, pages, ruleset, screenings, sessions
 from service.api.services import build_services
 from service.api.templates import PACKAGE_DIR
 from service.config import Settings, get_settings
+from service.config_report import refuse_unsafe_production
+from service.logs import set_pseudonym_key
+from service.metrics import serve_metrics
 from service.screening.ruleset import load_ruleset
 
 __all__ = ["create_app"]
@@ -22,6 +26,8 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    refuse_unsafe_production(settings)
+    set_pseudonym_key(settings.log_pseudonym_key)
     services = build_services(settings)
     if settings.demo:
         services.page_source = demo.demo_pages(settings, services.page_source)
@@ -30,13 +36,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A malformed map must stop start-up, so it is loaded before the first request.
         services.ruleset, _ = load_ruleset()
-        yield
-        await services.store.close()
+        metrics = None
+        if settings.metrics_port is not None:
+            metrics = serve_metrics(settings.metrics_host, settings.metrics_port)
+        try:
+            yield
+        finally:
+            if metrics is not None:
+                metrics.close()
+            await services.store.close()
 
     app = FastAPI(
         title="Ketamine screening",
         version=__version__,
         summary="Ketamine / esketamine suitability screening for SMART-on-FHIR EHRs",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.state.services = services
@@ -53,4 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ruleset.router)
     app.include_router(sessions.router)
     app.include_router(cds.router)
+    install_contract(app)
     return app

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, cast
 
 from service.errors import BundleError, FhirError, FhirNotFound, FhirProtocolError, reported_error
 from service.fhir.bulk import BulkExport, Manifest, start_export
@@ -37,9 +37,10 @@ from service.fhir.client import FhirClient
 from service.fhir.paging import pages
 from service.fhir.references import Ref
 from service.fhir.spill import Spill
+from service.logs import pseudonym
 from service.screening.model import RawPatientData, ScreeningResult, Verdict
 
-__all__ = ["Emit", "PopulationSummary", "Progress", "Screen", "Sleep", "patient_ids",
+__all__ = ["Emit", "PopulationSummary", "Progress", "Reporter", "Screen", "Sleep", "patient_ids",
            "screen_population"]
 
 log = logging.getLogger(__name__)
@@ -85,36 +86,59 @@ def _size(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"
 
 
+class Reporter(Protocol):
+    """What a run reports as it goes: the command line shows it as a progress bar on a terminal
+    (:class:`service.terminal.TerminalProgress`), as :class:`Progress` lines elsewhere."""
+
+    def note(self, text: str) -> None:
+        """A one-off remark (e.g. no ``$export``, reading patient by patient)."""
+
+    def waiting(self, status: str) -> None:
+        """The export is being prepared; ``status`` is the server's ``X-Progress`` text."""
+
+    def start(self, total: int | None) -> None:
+        """Screening begins: ``total`` patients (None: not known in advance)."""
+
+    def tick(self) -> None:
+        """One patient done."""
+
+    def close(self) -> None:
+        """The run is over (called once, whatever happened)."""
+
+
 class Progress:
-    """A text progress bar on a TTY (redrawn at most 10 times a second), else a line every N."""
+    """A :class:`Reporter` for logs and pipes: a line every ``every`` patients, and each new
+    export status."""
 
     def __init__(self, stream: TextIO, total: int | None = None, every: int = 100) -> None:
         self.stream, self.total, self.every = stream, total, every
         self.done = 0
-        self.tty = stream.isatty()
-        self._started = time.monotonic()
-        self._drawn = 0.0
+
+    def note(self, text: str) -> None:
+        self.stream.write(f"ketamine-screen: {text}\n")
+
+    def waiting(self, status: str) -> None:
+        self.stream.write(f"ketamine-screen: export in preparation: {status}\n")
+
+    def start(self, total: int | None) -> None:
+        self.total, self.done = total, 0
 
     def tick(self) -> None:
         self.done += 1
-        now = time.monotonic()
-        rate = self.done / max(now - self._started, 1e-6)
-        if self.tty and (now - self._drawn >= 0.1 or self.done == self.total):
-            self._drawn = now
-            bar = ""
-            if self.total:
-                filled = int(30 * self.done / self.total)
-                bar = f"[{'#' * filled}{'.' * (30 - filled)}] "
-            of = f"/{self.total}" if self.total else ""
-            self.stream.write(f"\r{bar}{self.done}{of} patients, {rate:.0f}/s")
-            self.stream.flush()
-        elif not self.tty and self.done % self.every == 0:
+        if self.done % self.every == 0:
             of = f"/{self.total}" if self.total else ""
             self.stream.write(f"ketamine-screen: screened {self.done}{of} patients\n")
 
     def close(self) -> None:
-        if self.tty and self.done:
-            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _reporter(progress: Reporter | TextIO | None) -> Reporter:
+    if progress is None:
+        return Progress(sys.stderr)
+    if hasattr(progress, "tick"):
+        return cast(Reporter, progress)
+    return Progress(progress)
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -127,7 +151,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 async def screen_population(client: FhirClient, *, screen: Screen, as_of: datetime,
                             bp_window_days: int, max_poll_interval: float, emit: Emit,
-                            group: str | None = None, progress: TextIO | None = None,
+                            group: str | None = None,
+                            progress: Reporter | TextIO | None = None,
                             spill_dir: str | None = None, concurrency: int = 4,
                             sleep: Sleep = asyncio.sleep) -> PopulationSummary:
     """Screen everyone (or ``group``'s members); ``emit`` gets each result as it is made.
@@ -137,22 +162,36 @@ async def screen_population(client: FhirClient, *, screen: Screen, as_of: dateti
     listing and reading is counted as failed instead). ``sleep`` spends the waits (export polls,
     download retries).
     """
+    reporter = _reporter(progress)
+    try:
+        return await _run(client, screen=screen, as_of=as_of, bp_window_days=bp_window_days,
+                          max_poll_interval=max_poll_interval, emit=emit, group=group,
+                          reporter=reporter, spill_dir=spill_dir, concurrency=concurrency,
+                          sleep=sleep)
+    finally:
+        reporter.close()
+
+
+async def _run(client: FhirClient, *, screen: Screen, as_of: datetime, bp_window_days: int,
+               max_poll_interval: float, emit: Emit, group: str | None, reporter: Reporter,
+               spill_dir: str | None, concurrency: int, sleep: Sleep) -> PopulationSummary:
     started = time.monotonic()
     job = await start_export(client, group=group, max_poll_interval=max_poll_interval,
                              sleep=sleep)
     if job is None:
         if group:
             await client.read("Group", group)  # an unknown Group is FhirNotFound, not a fallback
-        (progress or sys.stderr).write("ketamine-screen: the server offers no Bulk Data $export; "
-                                       "reading patient by patient instead (slower)\n")
+        reporter.note("the server offers no Bulk Data $export; reading patient by patient "
+                      "instead (slower)")
         return await _by_search(client, screen=screen, as_of=as_of, window=bp_window_days,
-                                emit=emit, group=group, progress=progress,
+                                emit=emit, group=group, reporter=reporter,
                                 concurrency=concurrency, started=started)
     summary = PopulationSummary()
     spill = Spill(spill_dir)
     try:
         try:
-            manifest = await job.wait()
+            reporter.waiting("kicked off")
+            manifest = await job.wait(reporter.waiting)
             await _download(job, manifest, spill, sleep)
         finally:
             await job.delete()  # the server may drop the files, whatever happened
@@ -161,18 +200,17 @@ async def screen_population(client: FhirClient, *, screen: Screen, as_of: dateti
         summary.records, summary.ndjson_bytes = spill.lines, spill.bytes
         summary.problems, summary.unattached = spill.unusable, spill.unattached()
         summary.fetch_seconds = time.monotonic() - started
-        bar = Progress(progress or sys.stderr, spill.patient_count())
+        reporter.start(spill.patient_count())
         began = time.monotonic()
         for pid, bundle in spill.patients():
             try:
                 raw = parse_bundle(bundle, f"export of Patient/{pid}", pid)
             except BundleError as err:
-                log.warning("Patient/%s not screened: %s", pid, err)
+                log.warning("patient %s not screened: %s", pseudonym(pid), type(err).__name__)
                 summary.failed += 1
             else:
                 _screen_one(raw, screen, emit, summary)
-            bar.tick()
-        bar.close()
+            reporter.tick()
         summary.screen_seconds = time.monotonic() - began
     finally:
         spill.close()
@@ -200,7 +238,7 @@ async def _download(job: BulkExport, manifest: Manifest, spill: Spill, sleep: Sl
                 spill.rollback()
                 if attempt == DOWNLOAD_ATTEMPTS - 1 or isinstance(err, FhirProtocolError):
                     raise
-                log.warning("export file download failed (%s); retrying", err)
+                log.warning("export file download failed (%s); retrying", type(err).__name__)
                 await sleep(0.5 * 2**attempt)
             else:
                 spill.commit()
@@ -245,10 +283,10 @@ async def patient_ids(client: FhirClient, group: str | None) -> AsyncIterator[st
 
 
 async def _by_search(client: FhirClient, *, screen: Screen, as_of: datetime, window: int,
-                     emit: Emit, group: str | None, progress: TextIO | None,
+                     emit: Emit, group: str | None, reporter: Reporter,
                      concurrency: int, started: float) -> PopulationSummary:
     summary = PopulationSummary(source="patient search")
-    bar = Progress(progress or sys.stderr)
+    reporter.start(None)
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=2 * concurrency)
 
     async def worker() -> None:
@@ -256,12 +294,12 @@ async def _by_search(client: FhirClient, *, screen: Screen, as_of: datetime, win
             try:
                 raw = await client.read_patient_data(pid, as_of=as_of, bp_window_days=window)
             except FhirNotFound as err:
-                log.warning("Patient/%s not screened: %s", pid, err)
+                log.warning("patient %s not screened: %s", pseudonym(pid), type(err).__name__)
                 summary.failed += 1
             else:
                 summary.records += 1 + len(raw.resources) + len(raw.medications)
                 _screen_one(raw, screen, emit, summary)
-            bar.tick()
+            reporter.tick()
 
     try:
         async with asyncio.TaskGroup() as tasks:
@@ -273,7 +311,6 @@ async def _by_search(client: FhirClient, *, screen: Screen, as_of: datetime, win
                 await queue.put(None)
     except BaseExceptionGroup as failures:
         raise reported_error(failures) from None
-    bar.close()
     summary.fetch_seconds = 0.0
     summary.screen_seconds = time.monotonic() - started
     return summary

@@ -25,7 +25,7 @@ import anyio.to_thread
 from service import population
 from service.config import Settings
 from service.demo import demo_patients
-from service.errors import BundleError
+from service.errors import BundleError, InputError
 from service.fhir import codesystems
 from service.fhir.bundle import load_bundle, parse_bundle
 from service.fhir.client import FhirClient
@@ -39,6 +39,7 @@ from service.fhir.prefetch import (
 from service.fhir.record import LOINC
 from service.fhir.references import Ref
 from service.fhir.transaction import TransactionResult, submit
+from service.metrics import count_verdicts
 from service.render.cds import cards_for
 from service.render.charts import PHQ9_TOTAL
 from service.render.session import SESSION_SYSTEM, SessionWrite, build_session_write
@@ -75,9 +76,14 @@ __all__ = [
 
 
 def evaluation_time(as_of: datetime | None = None) -> datetime:
-    """``as_of`` in UTC (a naive time is taken as UTC); now, to the second, when absent."""
+    """``as_of`` in UTC (a naive time is taken as UTC); now, to the second, when absent.
+
+    InputError outside the years 1900 to 2199: the look-back windows would leave the calendar.
+    """
     if as_of is None:
         return datetime.now(UTC).replace(microsecond=0)
+    if not 1900 <= as_of.year < 2200:
+        raise InputError("as_of must fall in the years 1900 to 2199")
     if as_of.tzinfo is None:
         return as_of.replace(tzinfo=UTC)
     return as_of.astimezone(UTC)
@@ -104,11 +110,17 @@ Products = str | Iterable[str] | None
 """``ketamine``, ``esketamine``, ``both`` (None: both)."""
 
 
+def _counted(result: ScreeningResult) -> ScreeningResult:
+    """Every screening passes here once: its per-product verdicts are counted (metrics)."""
+    count_verdicts((product, verdict.label) for product, verdict in result.verdicts.items())
+    return result
+
+
 def screen_records(raw: RawPatientData, *, as_of: datetime | None, settings: Settings,
                    ruleset: str | None = None, products: Products = None) -> ScreeningResult:
     """Screen records already read, on this thread (the command line's way)."""
-    return screen(raw, evaluation_time(as_of), policy=bp_policy(settings),
-                  ruleset=ruleset or settings.ruleset, products=products)
+    return _counted(screen(raw, evaluation_time(as_of), policy=bp_policy(settings),
+                           ruleset=ruleset or settings.ruleset, products=products))
 
 
 async def screen_raw(raw: RawPatientData, *, as_of: datetime | None, settings: Settings,
@@ -146,7 +158,7 @@ def _parse_and_screen(data: object, source: str, patient_id: str | None, as_of: 
         except (ValueError, RecursionError) as exc:
             raise BundleError(f"{source}: not JSON ({type(exc).__name__})") from None
     raw = parse_bundle(data, source, patient_id)
-    return screen(raw, as_of, policy=policy, ruleset=ruleset, products=products), raw
+    return _counted(screen(raw, as_of, policy=policy, ruleset=ruleset, products=products)), raw
 
 
 async def screen_bundle(data: bytes | Mapping[str, Any] | object, *,
@@ -180,14 +192,16 @@ async def screen_from_fhir(client: FhirClient, patient_id: str, *, as_of: dateti
 
 async def screen_population(client: FhirClient, *, as_of: datetime, settings: Settings,
                             emit: population.Emit, group: str | None = None,
-                            progress: TextIO | None = None, spill_dir: str | None = None,
+                            progress: population.Reporter | TextIO | None = None,
+                            spill_dir: str | None = None,
                             concurrency: int = 4,
                             sleep: population.Sleep = asyncio.sleep
                             ) -> population.PopulationSummary:
     """Everyone on the server (or ``group``'s members), each screened as of ``as_of``."""
     policy = bp_policy(settings)
     return await population.screen_population(
-        client, screen=lambda raw: screen(raw, as_of, policy=policy, ruleset=settings.ruleset),
+        client,
+        screen=lambda raw: _counted(screen(raw, as_of, policy=policy, ruleset=settings.ruleset)),
         as_of=as_of,
         bp_window_days=settings.bp_window_days,
         max_poll_interval=settings.bulk_poll_max_seconds, emit=emit, group=group,

@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Query, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials
+from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
+from fastapi.security import OAuth2
 
 from service.api.services import AppServices, services_of
 from service.api.sources import Source
@@ -29,7 +31,7 @@ from service.auth.cookies import browser_id
 from service.auth.scopes import API_SCOPES, SCOPE_SCREEN, SCOPE_WRITE
 from service.auth.session import ActiveLaunch, fresh_session, session_key
 from service.config import Settings
-from service.errors import BearerError, SessionExpired
+from service.errors import BearerError, InputError, SessionExpired
 
 __all__ = [
     "PUBLIC_PREFIXES",
@@ -44,6 +46,7 @@ __all__ = [
     "VerifiedCdsClient",
     "is_public",
     "require_scope",
+    "single_valued_query",
 ]
 
 PUBLIC_ROUTES: dict[str, frozenset[str]] = {
@@ -75,6 +78,14 @@ def is_public(method: str, path: str) -> bool:
     return any(path.startswith(p) and method in m for p, m in PUBLIC_PREFIXES.items())
 
 
+def single_valued_query(request: Request) -> None:
+    """A query parameter given twice is refused: which value was meant cannot be told."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(f"Query parameter(s) given more than once: {', '.join(repeated)}.")
+
+
 def _services(request: Request) -> AppServices:
     return services_of(request.app)
 
@@ -88,24 +99,28 @@ def _settings(services: Services) -> Settings:
 
 AppSettings = Annotated[Settings, Depends(_settings)]
 
-_bearer = HTTPBearer(
+_bearer = OAuth2(
+    flows=OAuthFlowsModel(clientCredentials=OAuthFlowClientCredentials(
+        tokenUrl="https://idp.example.org/token", scopes=API_SCOPES)),
+    scheme_name="apiToken",
+    description="A bearer JWT from KETAMINE_API_ISSUER (the tokenUrl is its token endpoint), "
+                "checked against KETAMINE_API_JWKS_URL and KETAMINE_API_AUDIENCE; sent as "
+                "'Authorization: Bearer ...'.",
     auto_error=False,
-    scheme_name="bearer",
-    description="JWT from KETAMINE_API_ISSUER; scopes: "
-    + "; ".join(f"{k} ({v})" for k, v in API_SCOPES.items()),
 )
+"""The OpenAPI scheme of the REST API; :func:`require_scope` names each operation's scope."""
 
 
 async def current_caller(
-    request: Request,
     services: Services,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    authorization: Annotated[str | None, Depends(_bearer)],
 ) -> Caller:
-    if credentials is None:
-        if request.headers.get("authorization"):
-            raise BearerError("Only 'Authorization: Bearer <JWT>' is accepted.")
+    if not authorization:
         raise BearerError("This API needs a bearer token.", missing=True)
-    return await services.api_tokens.verify(credentials.credentials)
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise BearerError("Only 'Authorization: Bearer <JWT>' is accepted.")
+    return await services.api_tokens.verify(token.strip())
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
@@ -114,7 +129,10 @@ CurrentCaller = Annotated[Caller, Depends(current_caller)]
 def require_scope(scope: str) -> Callable[[Caller], Awaitable[Caller]]:
     """A dependency that admits callers whose token carries ``scope``."""
 
-    async def dependency(caller: CurrentCaller) -> Caller:
+    # The scope is given to Security as well, so the OpenAPI document names it per operation.
+    verified = Security(current_caller, scopes=[scope])
+
+    async def dependency(caller: Caller = verified) -> Caller:
         if scope not in caller.scopes:
             raise BearerError(f"This call needs the '{scope}' scope.", "insufficient_scope",
                               scope=scope)

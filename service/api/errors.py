@@ -32,9 +32,9 @@ from service.api.middleware import (
     PROBLEM_JSON,
     REQUEST_ID_HEADER,
     RequestIdMiddleware,
-    current_request_id,
     request_id_of,
 )
+from service.api.observe import ObserveMiddleware, route_template
 from service.errors import ServiceError, problem_body
 
 __all__ = ["answer_error", "install_errors", "problem_response"]
@@ -64,8 +64,9 @@ def _error_page(err: ServiceError) -> HTMLResponse:
 async def answer_error(request: Request, exc: Exception) -> Response:
     """The one handler for every ServiceError: problem+json, or the HTML page for a browser."""
     assert isinstance(exc, ServiceError)  # noqa: S101 - registered for ServiceError only
-    log.warning("%s %s -> %d %s (request %s)", request.method, request.url.path,
-                exc.http_status, type(exc).__name__, current_request_id.get())
+    # The route template, not the path: a path can hold a patient id.
+    log.warning("%s %s -> %d %s", request.method, route_template(request.scope),
+                exc.http_status, type(exc).__name__)
     if exc.page and "text/html" in request.headers.get("accept", ""):
         return _error_page(exc)
     return problem_response(exc.problem(request_id_of(request.scope)), exc.headers())
@@ -97,8 +98,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # Starlette answers this one outside every middleware, so the id header is set here.
     rid = request_id_of(request.scope)
-    log.error("%s %s failed with %s (request %s)", request.method, request.url.path,
-              type(exc).__name__, rid, exc_info=exc)
+    log.error("%s %s failed with %s", request.method, route_template(request.scope),
+              type(exc).__name__, exc_info=exc, extra={"request_id": rid or "-"})
     body = problem_body(500, "Internal error", "The service failed; quote the request id.",
                         "internal", rid)
     return problem_response(body, {REQUEST_ID_HEADER: rid} if rid else None)
@@ -117,4 +118,5 @@ def install_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(ObserveMiddleware)  # inside the request id: its line carries the id
     app.add_middleware(RequestIdMiddleware)

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import BearerError
+from service.logs import request_id_var
 
 __all__ = [
     "PROBLEM_JSON",
@@ -35,8 +36,9 @@ PROBLEM_JSON = "application/problem+json"
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _TOKEN_PARAMS = {"access_token", "id_token", "refresh_token"}
-current_request_id: ContextVar[str] = ContextVar("request_id", default="-")
-"""The id of the request being served (``-`` outside a request)."""
+current_request_id: ContextVar[str] = request_id_var
+"""The id of the request being served (``-`` outside a request); :mod:`service.logs` puts it
+on every log line."""
 
 
 def request_id_of(scope: Scope) -> str | None:

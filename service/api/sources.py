@@ -21,6 +21,7 @@ from service.clients import FhirClients
 from service.config import Settings
 from service.errors import FhirError, SessionExpired
 from service.fhir.client import FhirClient
+from service.logs import pseudonym
 from service.render import charts
 from service.render.session_input import SessionInput
 from service.screening.model import RawPatientData, ScreeningResult
@@ -102,7 +103,8 @@ class FhirSource:
         try:
             return await workflow.read_history(fhir, self.patient_id)
         except FhirError as err:
-            log.warning("chart data for patient=%s: %s", self.patient_id, err)
+            log.warning("chart data for patient %s: %s (HTTP %s)", pseudonym(self.patient_id),
+                        type(err).__name__, err.status)
             return "The treatment history could not be read from the EHR."
 
     async def save_screening(self, result: ScreeningResult, raw: RawPatientData) -> Written:

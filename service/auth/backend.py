@@ -20,6 +20,7 @@ from service.auth.discovery import SmartDiscovery, check_issuer
 from service.auth.scopes import backend_scopes
 from service.config import Settings
 from service.errors import TokenError
+from service.metrics import token_outcome
 
 __all__ = ["BackendServicesAuth"]
 
@@ -69,9 +70,12 @@ class BackendServicesAuth(httpx.Auth):
                     self._token_endpoint, grant_type="client_credentials", scope=self._scope
                 )
         except OAuthError as err:
+            token_outcome("backend", "refused")
             raise TokenError(f"Backend services token refused ({err.error}).") from None
         except (httpx.HTTPError, ValueError) as err:
+            token_outcome("backend", "failed")
             raise TokenError(f"Backend services token endpoint failed ({err}).") from None
+        token_outcome("backend", "ok")
         self.fetch_count += 1
         expires_in = token.get("expires_in")
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 300.0

@@ -11,11 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7523 import ClientSecretJWT, PrivateKeyJWT
 from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign
 from joserfc import jwk
 
+from service.auth.httpx_pin import AsyncOAuth2Client
 from service.config import Settings
 from service.errors import AuthError
 

@@ -26,6 +26,7 @@ from service.auth.scopes import user_scopes
 from service.auth.session import SmartSession, session_key
 from service.auth.smart import SmartApp
 from service.errors import LaunchError, TokenEndpointUnavailable
+from service.logs import pseudonym
 
 __all__ = ["LAUNCH_TTL_SECONDS", "CompletedLaunch", "begin_launch", "complete_launch"]
 
@@ -127,6 +128,6 @@ async def complete_launch(smart: SmartApp, *, state: str | None, code: str | Non
     handle = secrets.token_urlsafe(12)
     await smart.store.put(session_key(browser_id, handle), session.to_json(),
                           settings.session_ttl_seconds)
-    log.info("SMART launch completed for iss=%s patient=%s user=%s", iss, session.patient,
-             fhir_user)
+    log.info("SMART launch completed for iss=%s patient %s user %s", iss,
+             pseudonym(session.patient), pseudonym(fhir_user))
     return CompletedLaunch(handle=handle, session=session)

@@ -21,6 +21,8 @@ from authlib.integrations.base_client import OAuthError
 
 from service.auth.client_auth import oauth_client
 from service.errors import SessionExpired
+from service.logs import pseudonym
+from service.metrics import token_outcome
 
 if TYPE_CHECKING:
     from service.auth.smart import SmartApp
@@ -165,8 +167,11 @@ async def _refresh(smart: SmartApp, session: SmartSession) -> None:
                 session.token_endpoint, refresh_token=session.refresh_token
             )
         except OAuthError as err:
+            token_outcome("launch", "refused")
             raise SessionExpired(f"The EHR refused to refresh the token ({err.error}).") from None
         except httpx.HTTPError as err:
+            token_outcome("launch", "failed")
             raise SessionExpired(f"The EHR's token endpoint is unreachable ({err}).") from None
+    token_outcome("launch", "ok")
     session.apply_token(dict(token))
-    log.info("refreshed SMART access token for patient=%s", session.patient)
+    log.info("refreshed SMART access token for patient %s", pseudonym(session.patient))

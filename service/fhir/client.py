@@ -31,6 +31,7 @@ from service.fhir.capabilities import Capabilities, cached_capabilities
 from service.fhir.http import RetryPolicy, check_response, json_body, send_with_retry
 from service.fhir.paging import SearchResult, collect_pages
 from service.fhir.references import MEDICATION_BATCH
+from service.logs import pseudonym
 from service.screening.model import RawPatientData
 
 __all__ = ["FhirClient"]
@@ -146,7 +147,8 @@ class FhirClient:
             try:
                 return await self.get_json("metadata", what="metadata")
             except (FhirNotFound, FhirRejected, FhirProtocolError) as exc:
-                log.warning("no usable CapabilityStatement (%s); assuming standard search", exc)
+                log.warning("no usable CapabilityStatement (%s, HTTP %s); assuming standard "
+                            "search", type(exc).__name__, exc.status)
                 return {}
 
         return await cached_capabilities(self.base_url, fetch)
@@ -231,8 +233,8 @@ class FhirClient:
         if missing:
             found = await self._read_medications(caps, missing)
             record.add_medications(data, missing, found)
-        log.info("read Patient/%s: %d resources, %d medications, %d problems, %d requests, "
-                 "%.0f ms", patient_id, len(data.resources), len(data.medications),
+        log.info("read patient %s: %d resources, %d medications, %d problems, %d requests, "
+                 "%.0f ms", pseudonym(patient_id), len(data.resources), len(data.medications),
                  len(data.problems), self.requests_sent - sent_before,
                  (time.perf_counter() - started) * 1000)
         return data

@@ -7,8 +7,10 @@ header cannot stall a request.
 
 Errors follow the FHIR RESTful API (https://hl7.org/fhir/R4/http.html#summary): a failed interaction
 answers with an HTTP status and usually an OperationOutcome, whose ``issue.diagnostics`` /
-``issue.details.text`` are what we quote. Nothing here logs bodies: only method, path, status,
-duration and the ``X-Request-ID`` we send.
+``issue.details.text`` are what we quote. Nothing here logs bodies or paths (a path can hold a
+patient id): only the operation (``read Patient``, :func:`service.metrics.fhir_operation`),
+status and duration; the request id is on every line (:mod:`service.logs`). Every attempt is
+counted and timed in :mod:`service.metrics`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from service.errors import (
     FhirTimeout,
     FhirUnavailable,
 )
+from service.metrics import FHIR_DURATION, FHIR_REQUESTS, fhir_operation
 
 __all__ = [
     "MAX_ISSUE_CHARS",
@@ -96,6 +99,15 @@ def _path(request: httpx.Request) -> str:
     return request.url.path
 
 
+def _observe(operation: str, outcome: str, started: float) -> None:
+    FHIR_REQUESTS.labels(operation, outcome).inc()
+    FHIR_DURATION.labels(operation).observe(time.perf_counter() - started)
+
+
+def _outcome(status: int) -> str:
+    return "ok" if status < 400 else "client-error" if status < 500 else "server-error"
+
+
 async def send_with_retry(
     client: httpx.AsyncClient,
     request: httpx.Request,
@@ -111,6 +123,7 @@ async def send_with_retry(
     the last attempt failed in transport.
     """
     request_id = request.headers.setdefault("X-Request-ID", uuid.uuid4().hex)
+    operation = fhir_operation(request.method, client.base_url.path, request.url.path)
     attempts = 1 + (policy.max_retries if retry else 0)
     for attempt in range(attempts):
         started = time.perf_counter()
@@ -118,17 +131,17 @@ async def send_with_retry(
         try:
             response = await client.send(request)
         except httpx.TimeoutException as exc:
-            log.warning("%s %s timed out (request %s, attempt %d)",
-                        request.method, _path(request), request_id, attempt + 1)
+            _observe(operation, "timeout", started)
+            log.warning("FHIR %s timed out (attempt %d)", operation, attempt + 1)
             if last_try:
                 raise FhirTimeout(f"FHIR server did not answer in time: {request.method} "
                                   f"{_path(request)} (request {request_id})") from exc
             await policy.sleep(policy.delay(attempt, None))
             continue
         except httpx.TransportError as exc:
-            log.warning("%s %s failed in transport: %s (request %s, attempt %d)",
-                        request.method, _path(request), type(exc).__name__, request_id,
-                        attempt + 1)
+            _observe(operation, "transport", started)
+            log.warning("FHIR %s failed in transport: %s (attempt %d)", operation,
+                        type(exc).__name__, attempt + 1)
             if last_try:
                 raise FhirUnavailable(f"FHIR server unreachable: {request.method} "
                                       f"{_path(request)}: {type(exc).__name__} "
@@ -136,13 +149,13 @@ async def send_with_retry(
             await policy.sleep(policy.delay(attempt, None))
             continue
         elapsed_ms = (time.perf_counter() - started) * 1000
-        log.debug("%s %s -> %d in %.0f ms (request %s)",
-                  request.method, _path(request), response.status_code, elapsed_ms, request_id)
+        _observe(operation, _outcome(response.status_code), started)
+        log.debug("FHIR %s -> %d in %.0f ms", operation, response.status_code, elapsed_ms)
         if response.status_code in RETRY_STATUSES and not last_try:
             wait = policy.delay(attempt, retry_after_seconds(response.headers.get("Retry-After")))
             await response.aclose()
-            log.warning("%s %s -> %d, retrying in %.2f s (request %s)", request.method,
-                        _path(request), response.status_code, wait, request_id)
+            log.warning("FHIR %s -> %d, retrying in %.2f s", operation, response.status_code,
+                        wait)
             await policy.sleep(wait)
             continue
         return response

@@ -32,6 +32,7 @@ from service.fhir import capabilities
 from service.fhir.capabilities import Capabilities
 from service.fhir.client import FhirClient
 from service.fhir.http import RetryPolicy, retry_after_seconds
+from service.logs import pseudonym
 from service.screening.model import RawPatientData
 
 BASE = "https://fhir.test/fhir"
@@ -273,4 +274,6 @@ async def test_requests_carry_an_id_and_logs_carry_no_phi(
     assert server.calls and all(call.request.headers.get("X-Request-ID")
                                 for call in server.calls)
     assert "Zzyzx-Secret" not in caplog.text
-    assert "Patient/p1" in caplog.text  # ids are fine
+    # Patient ids appear only as their keyed pseudonym (issue 15); the path is not logged.
+    assert "p1" not in caplog.text.replace(pseudonym("p1"), "")
+    assert pseudonym("p1") in caplog.text

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rich.console import Console
 
 from service.config import get_settings
 from service.errors import FhirProtocolError, FhirUnavailable
@@ -18,6 +19,7 @@ from service.fhir.http import RetryPolicy
 from service.fhir.spill import Spill
 from service.population import Progress
 from service.screening.model import ScreeningResult
+from service.terminal import TerminalProgress
 from service.workflow import screen_population
 from tests.builders import AS_OF, PatientBuilder
 
@@ -237,16 +239,28 @@ def test_progress_is_a_line_every_n_without_a_tty() -> None:
                                               "ketamine-screen: screened 200/250 patients"]
 
 
-def test_progress_redraws_one_line_on_a_tty() -> None:
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    stream = Tty()
-    bar = Progress(stream, total=3)
+def test_progress_on_a_terminal_is_rich_bar_with_the_export_wait() -> None:
+    """On a terminal (issue 15): the export wait shows its X-Progress, then a done/total bar."""
+    console = Console(file=io.StringIO(), force_terminal=True, width=100, color_system=None)
+    bar = TerminalProgress(console)
+    bar.waiting("Build in progress - 50%")
+    bar.start(3)
     for _ in range(3):
         bar.tick()
     bar.close()
-    text = stream.getvalue()
-    assert text.startswith("\r[") and "3/3 patients" in text and text.endswith("\n")
-    assert text.count("\n") == 1
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "$export: Build in progress - 50%" in text
+    assert "screening" in text and "3/3" in text
+    assert bar.close() is None  # closing twice is harmless
+
+
+def test_lines_name_the_export_status_and_the_fallback() -> None:
+    stream = io.StringIO()
+    bar = Progress(stream)
+    bar.note("the server offers no Bulk Data $export")
+    bar.waiting("10%")
+    bar.start(None)
+    bar.close()
+    assert stream.getvalue().splitlines() == [
+        "ketamine-screen: the server offers no Bulk Data $export",
+        "ketamine-screen: export in preparation: 10%"]

@@ -17,9 +17,11 @@ from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import Services, VerifiedCdsClient
+from service.api.examples import CDS_REQUEST, CDS_RESPONSE, FEEDBACK, json_example
 from service.api.middleware import current_request_id
 from service.errors import InputError
 from service.fhir.client import FhirClient
+from service.logs import pseudonym
 from service.render.cds import SERVICES, discovery
 from service.workflow import HookCall, cds_cards
 
@@ -80,18 +82,32 @@ class FeedbackRequest(BaseModel):
     feedback: Annotated[list[Feedback], Field(max_length=100)]
 
 
-@router.get("/cds-services", summary="CDS Hooks discovery (public)")
+@router.get("/cds-services", summary="CDS Hooks discovery (public)",
+            operation_id="getCdsServices", responses={200: json_example({"services": [{
+                "hook": "order-sign", "id": "ketamine-order-sign",
+                "title": "Ketamine / esketamine screening",
+                "description": "Screens the patient when ketamine or esketamine is ordered",
+                "prefetch": {"patient": "Patient/{{context.patientId}}"}}]})})
 async def cds_discovery() -> dict[str, Any]:
+    """The services, their hooks and prefetch templates
+    (https://cds-hooks.hl7.org/2.0/#discovery)."""
     return discovery()
 
 
 @router.post("/cds-services/{service_id}", summary="Call a CDS service (CDS client JWT)",
              response_model=CdsResponse, response_model_exclude_none=True,
-             responses={401: {"description": "missing or invalid CDS client JWT"},
+             operation_id="callCdsService",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "example": CDS_REQUEST}}}},
+             responses={200: json_example(CDS_RESPONSE),
+                        401: {"description": "missing or invalid CDS client JWT"},
                         404: {"description": "no such service"},
                         412: {"description": "prefetch incomplete and no usable fhirServer"}})
 async def call_service(service_id: ServiceId, body: CdsRequest, client: VerifiedCdsClient,
                        services: Services) -> dict[str, Any]:
+    """Cards for a draft ketamine or esketamine order (none for other orders): one per finding,
+    critical for a contraindication. Records come from ``prefetch``, and what it lacks from
+    ``fhirServer`` with ``fhirAuthorization`` (412 when neither will do)."""
     service = SERVICES.get(service_id)
     if service is None:
         raise HTTPException(404, f"No CDS service '{service_id}' here.")
@@ -111,15 +127,22 @@ async def call_service(service_id: ServiceId, body: CdsRequest, client: Verified
     if result is None:
         log.info("cds %s (%s): no ketamine order, no cards", service_id, client.issuer)
     else:
-        log.info("cds %s (%s) for Patient/%s: %s, %d cards", service_id, client.issuer,
-                 patient_id, result.verdict.label, len(cards))
+        log.info("cds %s (%s) for patient %s: %s, %d cards", service_id, client.issuer,
+                 pseudonym(patient_id), result.verdict.label, len(cards))
     return {"cards": cards}
 
 
 @router.post("/cds-services/{service_id}/feedback", summary="Card feedback (CDS client JWT)",
-             responses={401: {"description": "missing or invalid CDS client JWT"}})
+             operation_id="sendCdsFeedback",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "example": FEEDBACK}}}},
+             responses={200: json_example({"received": 1}),
+                        401: {"description": "missing or invalid CDS client JWT"},
+                        404: {"description": "no such service"}})
 async def feedback(service_id: ServiceId, body: FeedbackRequest,
                    client: VerifiedCdsClient) -> dict[str, int]:
+    """Whether the clinician accepted or overrode each card
+    (https://cds-hooks.hl7.org/2.0/#feedback); only the outcome is kept, never a comment."""
     if service_id not in SERVICES:
         raise HTTPException(404, f"No CDS service '{service_id}' here.")
     for item in body.feedback:

@@ -23,11 +23,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from service.api.deps import AppSettings, PageSourceDep, RequireSession
+from service.api.observe import route_template
 from service.api.sources import DEMO_ISS, Source
 from service.api.templates import templates
 from service.auth.session import ActiveLaunch
 from service.config import Settings
 from service.errors import FhirError, ServiceError
+from service.logs import pseudonym
 from service.render import charts
 from service.render.html import (
     Banner,
@@ -89,7 +91,8 @@ def render(request: Request, launch: ActiveLaunch, name: str, status: int = 200,
 def _problem_page(request: Request, launch: ActiveLaunch, err: ServiceError) -> HTMLResponse:
     """The page's own error page (inside the app's frame, with its navigation): 502 when the EHR
     failed us, 400 for anything else."""
-    log.warning("page %s for patient=%s: %s", request.url.path, launch.session.patient, err)
+    log.warning("page %s for patient %s: %s", route_template(request.scope),
+                pseudonym(launch.session.patient), type(err).__name__)
     status = 502 if isinstance(err, FhirError) else 400
     return render(request, launch, "problem.html", status, message=str(err),
                   patient_id=launch.session.patient or "")

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from service.api.deps import AppSettings, RequireScreen
+from service.api.examples import json_example
 from service.config import Settings
 from service.screening.ruleset import InteractionClass, Ruleset, SimpleRule, load_ruleset
 from service.screening.schema import PRODUCTS
@@ -115,8 +116,23 @@ def describe_ruleset(ruleset: Ruleset, settings: Settings) -> RulesetOut:
     )
 
 
+_EXAMPLE = {"version": "v2", "sources": {"SPRAVATO-PI": "SPRAVATO prescribing information"},
+            "rules": [{"id": "ci-aneurysm", "kind": "contraindication",
+                       "title": "Aneurysmal vascular disease", "source": "SPRAVATO-PI 4",
+                       "detail": "Aneurysmal vascular disease or arteriovenous malformation",
+                       "products": ["ketamine", "esketamine"], "scope": "history",
+                       "codes": {"icd10cm": ["I71", "I72"]}}],
+            "interactions": [], "blood_pressure": {
+                "window_days": 30, "systolic_uncontrolled": 180, "diastolic_uncontrolled": 100,
+                "systolic_elevated": 140, "diastolic_elevated": 90, "accepted_units": ["mm[Hg]"]}}
+
+
 @router.get("/ruleset", summary="The rules in force, with sources and codes",
-            response_model=RulesetOut, response_model_exclude_none=True)
+            response_model=RulesetOut, response_model_exclude_none=True,
+            operation_id="getRuleset", responses={200: json_example(_EXAMPLE)})
 async def get_ruleset(caller: RequireScreen, settings: AppSettings) -> RulesetOut:
+    """Every rule of the ruleset in force (KETAMINE_RULESET) with its kind, its source in the
+    product labels, the codes that make it fire, and the blood-pressure thresholds this
+    deployment uses: what a clinical reviewer checks the screen against."""
     ruleset, _ = load_ruleset(settings.ruleset)
     return describe_ruleset(ruleset, settings)

@@ -10,16 +10,19 @@ or written.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from service.api.deps import RequireScreen, Services
+from service.api.deps import RequireScreen, Services, single_valued_query
+from service.api.examples import SCREENING, SCREENING_REQUEST, json_example
 from service.api.middleware import current_request_id
 from service.auth.scopes import SCOPE_WRITE
 from service.errors import BearerError
+from service.logs import pseudonym
 from service.screening.engine import PRODUCT_CHOICES, RULESETS
 from service.screening.policy import products_asked
 from service.screening.ruleset import check_choice
@@ -39,9 +42,25 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/v1/screenings", tags=["api"])
+router = APIRouter(prefix="/api/v1/screenings", tags=["api"],
+                   dependencies=[Depends(single_valued_query)])
 
 MAX_BUNDLE_BYTES = 20 * 1024 * 1024
+_ISO_DATE_TIME = r"^(19|2[01])\d\d-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)?)?$"
+
+
+def _iso_only(value: object) -> object:
+    # pydantic would read a number as seconds since 1970; an evaluation time is written out.
+    if value is not None and not (isinstance(value, str) and re.match(_ISO_DATE_TIME, value)):
+        raise ValueError("expected an ISO 8601 date-time between 1900 and 2199, "
+                         "e.g. 2026-11-27T09:00:00Z")
+    return value
+
+
+AsOf = Annotated[datetime | None, BeforeValidator(_iso_only),
+                 WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time",
+                                            "pattern": _ISO_DATE_TIME}, {"type": "null"}]})]
+"""An evaluation time as the API takes it: ISO 8601 text, years 1900 to 2199."""
 FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 
 
@@ -67,7 +86,7 @@ class ScreeningRequest(BaseModel):
 
     patient: Annotated[str, Field(pattern=r"^(Patient/)?[A-Za-z0-9\-.]{1,64}$",
                                   description="Patient id on the FHIR server", examples=["123"])]
-    as_of: datetime | None = Field(None, description="evaluation time (ISO 8601); default now")
+    as_of: AsOf = Field(None, description="evaluation time (ISO 8601); default now")
     write_back: bool = Field(False, description="write the result to the EHR (ketamine.write)")
     fhir_base: Annotated[str | None, Field(max_length=2048)] = Field(
         None, description="one of the allowed FHIR servers; default the first")
@@ -159,8 +178,12 @@ class ScreeningOut(BaseModel):
 
 @router.post("", summary="Screen a patient on the FHIR server (ketamine.screen; "
              "ketamine.write for write_back)", response_model=ScreeningOut,
-             response_model_exclude_unset=True,
-             responses={403: {"description": "write_back without ketamine.write"},
+             response_model_exclude_unset=True, operation_id="createScreening",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "example": SCREENING_REQUEST}}}},
+             responses={200: json_example(SCREENING | {"written": [
+                            "Observation/501", "Provenance/502"]}),
+                        403: {"description": "write_back without ketamine.write"},
                         404: {"description": "no such patient"},
                         422: {"description": "invalid body (an unknown product or ruleset "
                                               "names the allowed values), or fhir_base not "
@@ -170,6 +193,11 @@ class ScreeningOut(BaseModel):
                         504: {"description": "the FHIR server timed out"}})
 async def create_screening(body: ScreeningRequest, caller: RequireScreen,
                            services: Services) -> dict[str, Any]:
+    """Reads the patient's conditions, medications, allergies and observations from the FHIR
+    server (SMART Backend Services), screens them as of ``as_of`` and answers the JSON
+    contract: the verdict per product, each finding with the records behind it and its label
+    source, the eligibility summary. With ``write_back`` the result is written to the chart in
+    one transaction (sending it again adds nothing) and ``written`` lists what was written."""
     if body.write_back and SCOPE_WRITE not in caller.scopes:
         raise BearerError(f"write_back needs the '{SCOPE_WRITE}' scope.", "insufficient_scope",
                           scope=SCOPE_WRITE)
@@ -184,10 +212,16 @@ async def create_screening(body: ScreeningRequest, caller: RequireScreen,
         contract = result.as_contract()
         if body.write_back:
             contract["written"] = await write_screening_result(client, result, raw)
-    log.info("screened Patient/%s for %s: %s", patient_id, caller.subject, result.verdict.label)
+    log.info("screened patient %s for %s: %s", pseudonym(patient_id), caller.subject,
+             result.verdict.label)
     return contract
 
 
+_BUNDLE_EXAMPLE = {"resourceType": "Bundle", "type": "collection", "entry": [
+    {"resource": {"resourceType": "Patient", "id": "123", "birthDate": "1980-04-02"}},
+    {"resource": {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/123"},
+                  "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm",
+                                       "code": "F33.2"}]}}}]}
 _BUNDLE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["resourceType"],
@@ -204,22 +238,27 @@ _BUNDLE_SCHEMA: dict[str, Any] = {
 
 @router.post("/$evaluate", summary="Screen the records in a FHIR Bundle, no FHIR server "
              "(ketamine.screen)", response_model=ScreeningOut, response_model_exclude_unset=True,
+             operation_id="evaluateBundle",
              openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/fhir+json": {"schema": _BUNDLE_SCHEMA},
+                 "application/fhir+json": {"schema": _BUNDLE_SCHEMA, "example": _BUNDLE_EXAMPLE},
                  "application/json": {"schema": _BUNDLE_SCHEMA}}}},
-             responses={413: {"description": "Bundle larger than 20 MB"},
+             responses={200: json_example(SCREENING),
+                        413: {"description": "Bundle larger than 20 MB"},
                         422: {"description": "not JSON, not a Bundle, no usable resource, or "
                                               "an unknown product or ruleset"}})
 async def evaluate_bundle(
     request: Request,
     caller: RequireScreen,
     services: Services,
-    as_of: Annotated[datetime | None, Query(description="evaluation time; default now")] = None,
+    as_of: Annotated[AsOf, Query(description="evaluation time (ISO 8601); default now")] = None,
     patient: Annotated[str | None, Query(pattern=FHIR_ID,
                                          description="which patient, when several")] = None,
     product: Annotated[ProductChoice, Query()] = "both",
     ruleset: Annotated[RulesetName | None, Query(description=_RULESET_HELP)] = None,
 ) -> dict[str, Any]:
+    """Screens the records of one patient sent as a FHIR Bundle (a ``collection`` or a
+    ``searchset``, up to 20 MB): nothing is read from or written to a FHIR server. ``patient``
+    picks the patient when the Bundle holds several."""
     raw_body = await request.body()
     if len(raw_body) > MAX_BUNDLE_BYTES:
         raise HTTPException(413, f"The Bundle is larger than {MAX_BUNDLE_BYTES >> 20} MB.")

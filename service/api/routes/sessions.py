@@ -9,7 +9,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from service.api.deps import RequireWrite, Services
+from service.api.examples import SESSION_REQUEST, SESSION_WRITTEN, json_example
 from service.api.middleware import current_request_id
+from service.logs import pseudonym
 from service.render.session_input import SessionInput
 from service.workflow import write_session
 
@@ -34,20 +36,27 @@ class SessionWritten(BaseModel):
 
 
 @router.post("/sessions", summary="Write a treatment session (ketamine.write)",
-             response_model=SessionWritten, status_code=200,
-             responses={422: {"description": "invalid session, or fhir_base not allowed"},
+             response_model=SessionWritten, status_code=200, operation_id="createSession",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "example": SESSION_REQUEST}}}},
+             responses={200: json_example(SESSION_WRITTEN),
+                        422: {"description": "invalid session, or fhir_base not allowed"},
                         502: {"description": "the FHIR server failed us"},
                         503: {"description": "the FHIR server is unavailable"},
                         504: {"description": "the FHIR server timed out"}})
 async def create_session(body: SessionRequest, caller: RequireWrite,
                          services: Services) -> SessionWritten:
+    """Documents one esketamine or ketamine treatment session (the Spravato REMS monitoring
+    items: vitals before the dose, at 40 minutes and at discharge, sedation and dissociation
+    scores, adverse events) as Observations in one transaction on the FHIR server. Sending the
+    same session again adds nothing (``created`` is 0); ``warnings`` name what to review."""
     session = SessionInput.model_validate(body.model_dump(exclude={"fhir_base"}))
     client = await services.fhir.backend(body.fhir_base, write=True,
                                          request_id=current_request_id.get())
     async with client:
         written = await write_session(client, session)
-    log.info("session %s for Patient/%s written for %s: %d resources, %d new",
-             session.session_id, session.patient_id, caller.subject,
+    log.info("session written for patient %s for %s: %d resources, %d new",
+             pseudonym(session.patient_id), caller.subject,
              len(written.result.locations), written.result.created)
     return SessionWritten(written=list(written.result.locations), created=written.result.created,
                           warnings=written.warnings)
