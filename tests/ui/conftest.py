@@ -51,5 +51,11 @@ VALID_SESSION = {
     "discharge.time": "11:15", "discharge.systolic": "130", "discharge.diastolic": "80",
     "discharge.heart_rate": "70", "discharge.spo2": "98",
     "monitoring_minutes": "125", "ready_to_leave": "yes", "ae_other_text": "",
+    "setting": "Lakeside Clinic", "monitoring_clinician": "Sam Rivera, RN",
+    "concomitant.benzodiazepines": "no", "concomitant.sedative-hypnotics": "no",
+    "concomitant.psychostimulants": "no", "concomitant.maois": "no",
+    "vitals_ok_pre_dose": "yes", "dose_preset": "56", "lot_number": "LOT-24A117",
+    "respiratory_depression": "no", "lowest_spo2": "95", "vitals_ok_end": "yes",
+    "ready_time": "11:15",
 }
-"""A complete, valid esketamine session as the form posts it."""
+"""A complete, valid esketamine session as the form posts it (every REMS form item answered)."""
