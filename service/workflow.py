@@ -323,7 +323,7 @@ async def session_form_defaults(client: FhirClient, patient_id: str, *, settings
     (result, _), course = await asyncio.gather(
         screen_from_fhir(client, patient_id, as_of=None, settings=settings),
         read_course(client, patient_id))
-    return session_defaults(course.sessions[-1] if course.sessions else None, result.findings)
+    return session_defaults(course.last_documented(), result.findings)
 
 
 # -- The pages' treatment history ---------------------------------------------------------------

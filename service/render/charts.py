@@ -148,18 +148,22 @@ def _date(value: datetime) -> str:
 def _outcome_lines(outcome: Outcome, scale: Scale) -> list[str]:
     """Baseline, response and remission as labelled dashed lines (labels inside the plot)."""
     out: list[str] = []
-    lines = (("baseline", outcome.baseline[1], f"baseline {_num(outcome.baseline[1])}", _INK),
-             ("response", outcome.response_line,
-              f"response \u2264 {_num(outcome.response_line)}", _ELEVATED),
-             ("remission", outcome.remission_below,
-              f"remission < {_num(outcome.remission_below)}", "#1e6b34"))
     right = WIDTH - RIGHT
-    for kind, value, label, colour in lines:
+    # (kind, value, label, colour, label x, anchor, label dy): labels alternate sides and sit
+    # below the remission line, so that close lines keep readable labels.
+    lines = (("baseline", outcome.baseline[1], f"baseline {_num(outcome.baseline[1])}", _INK,
+              LEFT + 4, "start", -3),
+             ("response", outcome.response_line,
+              f"response \u2264 {_num(outcome.response_line)}", _ELEVATED, right - 4, "end", -3),
+             ("remission", outcome.remission_below,
+              f"remission < {_num(outcome.remission_below)}", "#1e6b34", LEFT + 4, "start", 10))
+    for kind, value, label, colour, x, anchor, dy in lines:
         y = scale.y(value)
         out.append(f'<line class="outcome outcome-{kind}" data-value="{_num(value)}" '
                    f'x1="{LEFT}" y1="{y:g}" x2="{right}" y2="{y:g}" stroke="{colour}" '
                    'stroke-width="1.2" stroke-dasharray="3 3"/>')
-        out.append(_text(LEFT + 4, y - 3, label, fill=colour, size=9, cls="outcome-label"))
+        out.append(_text(x, y + dy, label, anchor=anchor, fill=colour, size=9,
+                         cls="outcome-label"))
     return out
 
 

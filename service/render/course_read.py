@@ -88,7 +88,12 @@ class SessionRecord:
 
     @property
     def start(self) -> datetime | None:
-        return _effective(self.summary) or self.dose_at
+        """The session's start; for a session known only by some items, the earliest of them."""
+        found = _effective(self.summary) or self.dose_at
+        if found is None:
+            times = [t for t in map(_effective, self.items.values()) if t is not None]
+            found = min(times, default=None)
+        return found
 
     @property
     def dose_at(self) -> datetime | None:
@@ -190,6 +195,10 @@ class CourseRecords:
 
     def session(self, session_id: str) -> SessionRecord | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)
+
+    def last_documented(self) -> SessionRecord | None:
+        """The latest session whose product was recorded (what a new session form repeats)."""
+        return next((s for s in reversed(self.sessions) if s.product), None)
 
     def task_of(self, session_id: str) -> RemsTask | None:
         return next((t for t in self.tasks if t.session_id == session_id), None)

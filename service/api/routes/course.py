@@ -37,6 +37,7 @@ from service.render.course_forms import (
 )
 from service.render.html import banner
 from service.render.phq9 import phq9_outcome
+from service.render.session_items import REMS_SUBMISSION_DAYS
 
 __all__ = ["router"]
 
@@ -78,7 +79,7 @@ async def session_print(request: Request, launch: RequireSession, source: PageSo
     if record is None:
         return render(request, launch, "problem.html", 404, patient_id=launch.session.patient,
                       message="No session with this identifier is on the chart.")
-    return render(request, launch, "session_print.html", nav="rems",
+    return render(request, launch, "session_print.html", nav="rems", rems_days=REMS_SUBMISSION_DAYS,
                   patient_id=launch.session.patient or "",
                   patient=banner(patient, launch.session.patient or ""),
                   print_patient=banner(patient, launch.session.patient or ""),
@@ -107,6 +108,7 @@ async def mark_submitted(request: Request, launch: RequireSession, source: PageS
             record = course.session(session_id)
             patient = await source.patient()
             return render(request, launch, "session_print.html", 422, nav="rems",
+                          rems_days=REMS_SUBMISSION_DAYS,
                           patient_id=launch.session.patient or "",
                           patient=banner(patient, launch.session.patient or ""),
                           print_patient=banner(patient, launch.session.patient or ""),
@@ -134,7 +136,8 @@ async def rems_due(request: Request, launch: RequireSession,
     except ServiceError as err:
         return problem_page(request, launch, err)
     rows = due_rows(course, source.now().date())
-    return render(request, launch, "rems_due.html", nav="rems", patient=patient,
+    return render(request, launch, "rems_due.html", nav="rems", rems_days=REMS_SUBMISSION_DAYS,
+                  patient=patient,
                   patient_id=launch.session.patient or "", rows=rows)
 
 

@@ -113,8 +113,7 @@ class DemoSource:
     async def session_defaults(self) -> tuple[dict[str, str], dict[str, str]]:
         data = await self.load(None, history=False)
         course = await self.course()
-        return session_defaults(course.sessions[-1] if course.sessions else None,
-                                data.result.findings)
+        return session_defaults(course.last_documented(), data.result.findings)
 
     async def save_course(self, item: workflow.CourseWrite, *,
                           task: dict[str, Any] | None = None) -> Written:
