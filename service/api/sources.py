@@ -43,6 +43,8 @@ class PageData:
     phq9: list[tuple[datetime, float]] = field(default_factory=list)
     last_session: list[charts.BpPoint] = field(default_factory=list)
     history_problem: str | None = None
+    first_session: datetime | None = None
+    """Start of the first session on record (the PHQ-9 baseline is the last total before it)."""
 
 
 @dataclass(slots=True)
@@ -106,6 +108,7 @@ class FhirSource:
             data.history_problem = past
         else:
             data.phq9 = charts.phq9_points(past)
+            data.first_session = charts.first_session_start(past)
             data.last_session = charts.last_session_bp(past)
         return data
 

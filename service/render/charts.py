@@ -29,6 +29,7 @@ __all__ = [
     "Chart",
     "Scale",
     "bp_scale",
+    "first_session_start",
     "last_session_bp",
     "phq9_chart",
     "phq9_points",
@@ -389,6 +390,14 @@ def last_session_bp(observations: Iterable[Mapping[str, Any]]) -> list[BpPoint]:
     steps = max(sessions.values(), key=latest)
     return [BpPoint(step.chart_label, *steps[step.key]) for step in VITALS_STEPS
             if step.key in steps]
+
+
+def first_session_start(observations: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """When this app's first recorded session began (its earliest session BP panel): the PHQ-9
+    baseline is the last total before it."""
+    times = [_when(obs) for obs in observations if _counted(obs)
+             and any(i.get("system") == SESSION_SYSTEM for i in obs.get("identifier") or [])]
+    return min((t for t in times if t is not None), default=None)
 
 
 def session_bp_points(pre: VitalsInput, at_40: VitalsInput,

@@ -11,13 +11,14 @@ search (``Task?status=requested&code=...``), nor carry the deadline.
 The Task is created with the session, in its transaction (a conditional create: writing the
 session again never resets a completed Task). Marking it submitted is one transaction of a
 conditional update on the Task's identifier and a Provenance (activity UPDATE): sending it twice
-leaves one Task, completed once. Building only: the writes are service.workflow's.
+leaves one Task, completed once (one new version: the same body again changes nothing).
+Building only: the writes are service.workflow's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fhir.resources.R4B.task import Task
@@ -84,6 +85,16 @@ class SubmissionInput(BaseModel):
     practitioner_id: Annotated[str | None, Field(pattern=_FHIR_ID)] = None
 
 
+def _parsed(raw: object) -> datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else None
+
+
 def _identifier(task: Mapping[str, Any]) -> tuple[str, str]:
     for ident in task.get("identifier") or []:
         if str(ident.get("value", "")).endswith("/rems-form") and ident.get("system"):
@@ -96,7 +107,13 @@ def build_submission_write(task: Mapping[str, Any], submission: SubmissionInput,
     """The Task as read, completed by ``submission``; and its Provenance."""
     system, key = _identifier(task)
     body = {k: v for k, v in task.items() if k not in ("id", "meta", "text")}
-    body.update({"status": "completed", "lastModified": now,
+    # lastModified comes from the submission, not the clock: sending the same submission again is
+    # then the same body, which the server keeps as it is (the Provenance records the time). R4's
+    # inv-1 wants it no earlier than authoredOn.
+    submitted = datetime.combine(submission.submitted_on, time(0, 0), UTC)
+    authored = _parsed(task.get("authoredOn"))
+    modified = max(submitted, authored) if authored is not None else submitted
+    body.update({"status": "completed", "lastModified": modified,
                  "executionPeriod": {"end": submission.submitted_on.isoformat()},
                  "owner": {"display": submission.submitted_by}})
     entry = TxEntry(Task.model_validate(body), system, key, method="PUT")

@@ -79,6 +79,11 @@ class NumberField:
         return f"{_n(self.low)}-{_n(self.high)}{unit}" + ("" if self.required else ", optional")
 
 
+def _lower(label: str) -> str:
+    """A label inside a sentence: "Dose" -> "dose", but "SpO2" stays "SpO2"."""
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
+
+
 def _n(value: float) -> str:
     return f"{value:g}"
 
@@ -196,7 +201,7 @@ def _message(loc: tuple[str | int, ...], kind: str, msg: str) -> tuple[str, str]
         number = "a whole number" if spec.whole else "a number"
         unit = f" {spec.unit}" if spec.unit else ""
         if kind == "missing":
-            return name, f"Enter the {spec.label.lower()} ({spec.hint})."
+            return name, f"Enter the {_lower(spec.label)} ({spec.hint})."
         return name, (f"{spec.label} must be {number} from {_n(spec.low)} to "
                       f"{_n(spec.high)}{unit}.")
     if name in TIME_FIELDS:
@@ -217,7 +222,7 @@ def _rems_message(name: str) -> str:
     if name in TIME_FIELDS:
         return f"Enter the {TIME_FIELDS[name]} (HH:MM): the Spravato REMS form asks for it."
     spec = NUMBER_FIELDS[name]
-    return f"Enter the {spec.label.lower()} ({spec.hint}): the Spravato REMS form asks for it."
+    return f"Enter the {_lower(spec.label)} ({spec.hint}): the Spravato REMS form asks for it."
 
 
 def _aware(day: date | None, text: str, zone: tzinfo | None) -> datetime | str | None:

@@ -102,7 +102,7 @@ def test_screening_then_session_in_chromium(browser: object, base_url: str, widt
 
         for name, value in VALID_SESSION.items():
             field = f"#f-{name.replace('.', '-')}"
-            if name in ("product", "moaas", "ready_to_leave"):
+            if page.locator(f"input[type=radio][name='{name}']").count():
                 page.locator(f"input[name='{name}'][value='{value}']").check()
             elif name == "route":
                 page.select_option(field, value)

@@ -28,6 +28,7 @@ from service.render.course_forms import (
     INTEGRATION_ORDER,
     PHQ9_ORDER,
     SUBMISSION_ORDER,
+    ParsedForm,
     modality_choices,
     parse_integration_form,
     parse_phq9_form,
@@ -37,6 +38,7 @@ from service.render.course_forms import (
 )
 from service.render.html import banner
 from service.render.phq9 import phq9_outcome
+from service.render.rems_form import SubmissionInput
 from service.render.session_items import REMS_SUBMISSION_DAYS
 
 __all__ = ["router"]
@@ -89,6 +91,21 @@ async def session_print(request: Request, launch: RequireSession, source: PageSo
                   values={"submitted_on": _today()}, errors={}, summary=[])
 
 
+def _submission_dates(checked: ParsedForm[SubmissionInput], dose_at: datetime | None,
+                      now: datetime) -> None:
+    """A form is submitted after its session and not in the future (errors at the date)."""
+    if checked.parsed is None:
+        return
+    day = checked.parsed.submitted_on
+    if dose_at is not None and day < dose_at.date():
+        checked.errors["submitted_on"] = (f"The form cannot have been submitted before the "
+                                          f"session ({dose_at.date().isoformat()}).")
+    elif day > now.date():
+        checked.errors["submitted_on"] = "The date submitted cannot be in the future."
+    if checked.errors:
+        checked.parsed = None
+
+
 @router.post("/session/{session_id}/submitted", summary="Mark a session's REMS form submitted",
              response_class=HTMLResponse)
 async def mark_submitted(request: Request, launch: RequireSession, source: PageSourceDep,
@@ -104,8 +121,9 @@ async def mark_submitted(request: Request, launch: RequireSession, source: PageS
             return render(request, launch, "problem.html", 404,
                           patient_id=launch.session.patient,
                           message="This session has no REMS form to submit (not esketamine).")
+        record = course.session(session_id)
+        _submission_dates(checked, record.dose_at if record else None, source.now())
         if checked.parsed is None:
-            record = course.session(session_id)
             patient = await source.patient()
             return render(request, launch, "session_print.html", 422, nav="rems",
                           rems_days=REMS_SUBMISSION_DAYS,

@@ -90,7 +90,8 @@ class DemoSource:
         observations = [r.model_dump(mode="json", exclude_none=True) for r in raw.resources
                         if r.get_resource_type() == "Observation"]
         return PageData(result, raw, self.patient_data.resource, charts.phq9_points(observations),
-                        charts.last_session_bp(observations))
+                        charts.last_session_bp(observations),
+                        first_session=charts.first_session_start(observations))
 
     async def save_screening(self, result: ScreeningResult, raw: RawPatientData) -> Written:
         write = workflow.preview_screening(result, raw)

@@ -30,6 +30,7 @@ from service.config import Settings
 from service.errors import FhirError, ServiceError
 from service.render import charts
 from service.render.html import Banner, banner, group_findings, smart_style_css
+from service.render.phq9 import phq9_outcome
 from service.render.session_form import form_choices, parse_session_form
 from service.render.texts import VERDICTS
 
@@ -102,6 +103,7 @@ async def screening_page(request: Request, launch: RequireSession, source: PageS
     except ServiceError as err:
         return problem_page(request, launch, err)
     result = data.result
+    outcome = phq9_outcome(data.phq9, data.first_session)
     return render(
         request, launch, "screening.html",
         patient=banner(data.patient, result.patient.removeprefix("Patient/")),
@@ -109,7 +111,8 @@ async def screening_page(request: Request, launch: RequireSession, source: PageS
         verdict=VERDICTS[result.verdict.label], result=result,
         as_of=result.as_of.isoformat().replace("+00:00", "Z"),
         groups=group_findings(result), problems=data.raw.problems,
-        phq9=charts.phq9_chart(data.phq9) if data.phq9 else None,
+        phq9=charts.phq9_chart(data.phq9, outcome=outcome) if data.phq9 else None,
+        outcome=outcome,
         last_session=_bp_chart(settings, data.last_session) if data.last_session else None,
         history_problem=data.history_problem)
 
