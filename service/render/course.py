@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from service.fhir.codesystems import CS_SESSION, display
-from service.render.course_read import CourseRecords, RemsTask, SessionRecord, parse_when
+from service.render.course_read import CourseRecords, RemsTask, SessionRecord
+from service.render.fhir_time import parse_when
 from service.render.phq9 import phq9_outcome
 from service.render.session_items import (
     CONCOMITANT,

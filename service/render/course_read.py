@@ -16,8 +16,9 @@ from typing import Any
 
 from service.fhir.codesystems import CS_SCREENING, CS_SESSION
 from service.render.course_map import course_map
-from service.render.rems_form import REMS_TASK_CODE
+from service.render.fhir_time import parse_when
 from service.render.session import LOINC, SESSION_SYSTEM
+from service.render.session_items import REMS_TASK_CODE
 
 __all__ = [
     "COURSE_SEARCHES",
@@ -26,7 +27,6 @@ __all__ = [
     "RemsTask",
     "ScreeningRecord",
     "SessionRecord",
-    "parse_when",
     "read_course_records",
     "split_resources",
 ]
@@ -45,20 +45,6 @@ def _searches() -> dict[str, tuple[str, list[tuple[str, str]]]]:
 
 COURSE_SEARCHES = _searches()
 """What to search (resource type, parameters besides ``patient``) for each part of the course."""
-
-
-def parse_when(raw: object) -> datetime | None:
-    """A FHIR dateTime with a zone (a date alone is read as midnight UTC); None otherwise."""
-    if not isinstance(raw, str) or not raw:
-        return None
-    text = raw.replace("Z", "+00:00")
-    if len(text) == 10:
-        text += "T00:00:00+00:00"
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo else None
 
 
 def _effective(obs: Mapping[str, Any]) -> datetime | None:

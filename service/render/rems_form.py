@@ -26,22 +26,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.fhir.codesystems import CS_SESSION, display
 from service.fhir.transaction import TxEntry
-from service.render.session_items import REMS_SUBMISSION_DAYS
+from service.render.fhir_time import parse_when
+from service.render.session_items import REMS_SUBMISSION_DAYS, REMS_TASK_CODE
 from service.render.writeback import app_device_entry, provenance_entry
 
 if TYPE_CHECKING:
     from service.render.session_input import SessionInput
 
 __all__ = [
-    "REMS_TASK_CODE",
     "SubmissionInput",
     "build_submission_write",
     "due_date",
     "rems_task_entry",
 ]
 
-REMS_TASK_CODE = "rems-monitoring-form"
-"""The Task's code in the session CodeSystem."""
 _FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 
 
@@ -85,16 +83,6 @@ class SubmissionInput(BaseModel):
     practitioner_id: Annotated[str | None, Field(pattern=_FHIR_ID)] = None
 
 
-def _parsed(raw: object) -> datetime | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else None
-
-
 def _identifier(task: Mapping[str, Any]) -> tuple[str, str]:
     for ident in task.get("identifier") or []:
         if str(ident.get("value", "")).endswith("/rems-form") and ident.get("system"):
@@ -111,7 +99,7 @@ def build_submission_write(task: Mapping[str, Any], submission: SubmissionInput,
     # then the same body, which the server keeps as it is (the Provenance records the time). R4's
     # inv-1 wants it no earlier than authoredOn.
     submitted = datetime.combine(submission.submitted_on, time(0, 0), UTC)
-    authored = _parsed(task.get("authoredOn"))
+    authored = parse_when(task.get("authoredOn"))
     modified = max(submitted, authored) if authored is not None else submitted
     body.update({"status": "completed", "lastModified": modified,
                  "executionPeriod": {"end": submission.submitted_on.isoformat()},

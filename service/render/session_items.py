@@ -29,6 +29,7 @@ __all__ = [
     "MOAAS_LEVELS",
     "PRODUCTS",
     "REMS_SUBMISSION_DAYS",
+    "REMS_TASK_CODE",
     "ROUTES",
     "VITALS_STEPS",
     "AdverseEventCode",
@@ -44,6 +45,8 @@ ESKETAMINE_MIN_MONITORING_MINUTES = _REMS.min_monitoring_minutes
 """SPRAVATO-REMS: monitor for at least 2 hours after each dose."""
 REMS_SUBMISSION_DAYS = _REMS.submission_window_days
 """SPRAVATO-REMS: the Patient Monitoring Form is submitted within this many days of the session."""
+REMS_TASK_CODE = "rems-monitoring-form"
+"""The session CodeSystem's code of the Task that tracks a session's REMS form."""
 DOSE_PRESETS: tuple[int, ...] = _REMS.dose_presets.mg
 """Esketamine doses the form offers as presets (mg; 28 mg per nasal spray device)."""
 CONCOMITANT: tuple[ConcomitantQuestion, ...] = _REMS.concomitant

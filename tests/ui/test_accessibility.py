@@ -9,24 +9,17 @@ errors, and saved), the PHQ-9 form (errors, saved), the treatment timeline, and 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from service.main import create_app
-from tests.servers import ThreadServer
 from tests.ui.browser_tools import (
-    ARGS,
     WIDTHS,
     axe_check,
-    chromium_path,
     keyboard_walk,
     no_horizontal_scroll,
     shot,
 )
-from tests.ui.conftest import demo_settings
 
 pytestmark = pytest.mark.browser
 
@@ -46,32 +39,6 @@ PAGES = [
 """(name, path): every GET page; the POST results are visited by the flows below."""
 
 
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    old = os.environ.get("KETAMINE_DEMO")
-    os.environ["KETAMINE_DEMO"] = "1"
-    try:
-        app = create_app(demo_settings(cookie_secure=True))
-    finally:
-        if old is None:
-            del os.environ["KETAMINE_DEMO"]
-        else:
-            os.environ["KETAMINE_DEMO"] = old
-    server = ThreadServer(app, lifespan="on").start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=ARGS)
-        yield chromium
-        chromium.close()
-
-
 def _launch(page: Any, base_url: str) -> str:
     page.goto(f"{base_url}/demo/launch/{PATIENT}?to=app&banner=1")
     page.wait_for_url("**/app?ctx=*")
@@ -86,7 +53,9 @@ def _check(page: Any, name: str, width: int) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_every_page_passes_axe_and_the_keyboard(browser: Any, base_url: str, width: int) -> None:
+def test_every_page_passes_axe_and_the_keyboard(browser: Any, demo_base_url: str,
+                                                width: int) -> None:
+    base_url = demo_base_url
     context = browser.new_context(viewport={"width": width, "height": 900}, locale="en-GB")
     page = context.new_page()
     try:

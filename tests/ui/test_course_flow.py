@@ -36,11 +36,9 @@ from tests.auth.smart_server import SmartTestServer
 from tests.render.test_session import session_body
 from tests.servers import ThreadServer, free_port
 from tests.ui.browser_tools import (
-    ARGS,
     ARTIFACTS,
     WIDTHS,
     axe_check,
-    chromium_path,
     key_fill,
     key_submit,
     keyboard_walk,
@@ -114,16 +112,6 @@ def world(request: pytest.FixtureRequest, fhir_base_url: str,
     yield request.param, World(ehr, origin, fhir_base_url, seeded)
     app.stop()
     ehr.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _page_checks(page: Any, name: str) -> None:
