@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from service.errors import MapError
-from service.fhir.codesystems import CS_SESSION
+from service.fhir.codesystems import CS_SCREENING, CS_SESSION
 from service.fhir.transaction import TxEntry, build_transaction
 from service.render.charts import phq9_chart
 from service.render.course import due_rows, print_sections, timeline
@@ -262,3 +262,16 @@ def test_banner_shows_the_mrn_and_the_age() -> None:
     assert banner(patient, "p1", today=date(2026, 12, 10)).age == "56"
     assert (banner({}, "p1").mrn, banner({"birthDate": "19"}, "p1").age) == (
         "not recorded", "not recorded")
+
+
+def test_screening_results_written_by_the_app_are_on_the_timeline() -> None:
+    result = {"resourceType": "Observation", "id": "s1", "status": "final",
+              "code": {"coding": [{"system": CS_SCREENING, "code": "screening-result"}]},
+              "effectiveDateTime": "2026-06-01T09:00:00Z",
+              "valueCodeableConcept": {"coding": [{"system": CS_SCREENING, "code": "suitable",
+                                                   "display": "Suitable"}]}}
+    withdrawn = {**result, "id": "s2", "status": "entered-in-error"}
+    course = read_course_records(split_resources([result, withdrawn]), [])
+    assert [(s.ref, s.verdict) for s in course.screenings] == [("Observation/s1", "Suitable")]
+    assert [(e.kind, e.title) for e in timeline(course, NOW, 7)] == [
+        ("screening", "Screening: Suitable")]

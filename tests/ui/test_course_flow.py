@@ -175,6 +175,10 @@ def test_a_spravato_session_from_form_to_chart(browser: Any, world: tuple[int, W
             datetime.now(UTC).year - 1970 - ((datetime.now(UTC).month, datetime.now(UTC).day)
                                              < (12, 10)))
 
+        # -- The screening, saved to the chart (the timeline shows it) ---------------------------
+        key_submit(page, "form[action^='/app/save'] button")
+        page.wait_for_selector("text=Screening result saved")
+
         # -- The session form, pre-filled, answered by keyboard --------------------------------
         _follow(page, "Document a session")
         page.wait_for_selector("#session-form")
@@ -253,6 +257,7 @@ def test_a_spravato_session_from_form_to_chart(browser: Any, world: tuple[int, W
         assert f"integration session on {today.isoformat()}" in events
         assert "REMS form submitted" in events
         assert "No integration session within 7 days" in events  # the older session
+        assert "Screening: Contraindicated" in events
         assert f"PHQ-9 total {sum(PHQ9)}" in events and "PHQ-9 total 15 (baseline)" in events
         assert page.inner_text("#outcome").endswith(
             "(60% below baseline): response; not in remission (PHQ-9 below 5).")

@@ -164,10 +164,12 @@ async def session_form(request: Request, launch: RequireSession,
         patient = await page_banner(source, launch)
     except ServiceError as err:
         return problem_page(request, launch, err)
-    note = ("Pre-filled from the last session (product, dose, route, setting) and the latest "
-            "screen (concomitant medications): check each before saving.")
     try:
         defaults, notes = await source.session_defaults()
+        note = ("Pre-filled from the last session (product, dose, route, setting) and the "
+                "latest screen (concomitant medications): check each before saving."
+                if "product" in notes else "Pre-filled from the latest screen (concomitant "
+                "medications): check each before saving.")
     except FhirError as err:
         log.warning("session form pre-fill for patient=%s: %s", launch.session.patient, err)
         defaults, notes = {}, {}
