@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from service.render.texts import KINDS
@@ -119,7 +119,8 @@ def banner(patient: Mapping[str, Any] | None, patient_id: str,
     return Banner(text, str(patient.get("birthDate") or "not recorded"),
                   str(patient.get("gender") or "not recorded"), patient_id,
                   _mrn(patient) or "not recorded",
-                  _age(patient.get("birthDate"), today or date.today()) or "not recorded")
+                  _age(patient.get("birthDate"), today or datetime.now(UTC).date())
+                  or "not recorded")
 
 
 # -- The EHR's SMART style ------------------------------------------------------------------------
