@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 SANDBOX_PORT ?= 8080
 export SANDBOX_PORT
+AXE_VERSION := 4.14.1
+AXE        := $(VENV)/axe/node_modules/axe-core/axe.min.js
 
-.PHONY: setup demo demo-ui test test-unit sandbox sandbox-build browser lint bench bench-engine \
+.PHONY: setup demo demo-ui test test-unit sandbox sandbox-build browser axe lint bench bench-engine \
         bench-peers bench-population serve container-check openapi clean
 
 $(STAMP):
@@ -26,7 +28,7 @@ demo-ui: setup
 	KETAMINE_DEMO=1 $(BIN)/ketamine-screen serve --port 8000
 
 ## Every test: unit, the HAPI FHIR sandbox (built and started by the suite), the browser tests.
-test: setup sandbox-build browser
+test: setup sandbox-build browser axe
 	$(BIN)/pytest
 
 ## The unit tier: no Java, no Redis, no browser needed (a fresh clone, in well under a minute).
@@ -40,17 +42,29 @@ sandbox-build: setup
 sandbox: sandbox-build
 	$(BIN)/python tests/sandbox/manage.py run
 
-## Debian's Chromium (browser tests; Playwright's own download is not used) and redis-server
-## (shared session state across replicas), installed once if missing.
+## Debian's Chromium (browser tests; Playwright's own download is not used), redis-server
+## (shared session state across replicas), poppler-utils (pdftoppm renders the printed session's
+## PDF to an image) and npm (fetches axe-core), installed once if missing.
 browser:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v pdftoppm >/dev/null 2>&1 || missing="$$missing poppler-utils"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
 	    >/dev/null || { echo "could not install$$missing (run as root, or install them)"; exit 1; }; \
 	fi
+
+## axe-core, the accessibility engine the browser tests inject into each page (test-only: it is
+## never served by the app), pinned, from npm into the virtualenv.
+axe: $(AXE)
+
+$(AXE): | setup browser
+	mkdir -p $(VENV)/axe
+	npm install --no-audit --no-fund --silent --prefix $(VENV)/axe axe-core@$(AXE_VERSION)
+	test -f $(AXE)
 
 lint: setup
 	$(BIN)/ruff check .

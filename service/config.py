@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     """Antidepressant trials count within this look-back when the depression diagnosis has no
     onset or recorded date."""
 
+    # Treatment course
+    integration_window_days: int = Field(default=7, ge=1, le=90)
+    """The timeline flags a dosing session with no integration (psychotherapy) session within
+    this many days after it."""
+
     # EHR FHIR access
     fhir_timeout_seconds: float = Field(default=10.0, gt=0)
     fhir_max_retries: int = Field(default=3, ge=0, le=10)

@@ -12,7 +12,17 @@ from service import __version__
 from service.api.contract import DESCRIPTION, install_contract
 from service.api.errors import install_errors
 from service.api.middleware import SecurityHeadersMiddleware
-from service.api.routes import cds, demo, health, launch, pages, ruleset, screenings, sessions
+from service.api.routes import (
+    cds,
+    course,
+    demo,
+    health,
+    launch,
+    pages,
+    ruleset,
+    screenings,
+    sessions,
+)
 from service.api.services import build_services
 from service.api.templates import PACKAGE_DIR
 from service.config import Settings, get_settings
@@ -59,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     app.include_router(pages.router)
+    app.include_router(course.router)
     if settings.demo:
         app.include_router(demo.router)
     app.include_router(launch.router)

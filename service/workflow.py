@@ -38,11 +38,16 @@ from service.fhir.prefetch import (
 )
 from service.fhir.record import LOINC
 from service.fhir.references import Ref
-from service.fhir.transaction import TransactionResult, submit
+from service.fhir.transaction import TransactionResult, TxEntry, build_transaction, submit
 from service.metrics import count_verdicts
 from service.render.cds import cards_for
-from service.render.charts import PHQ9_TOTAL
+from service.render.charts import PHQ9_TOTAL, phq9_points
+from service.render.course_read import COURSE_SEARCHES, CourseRecords, read_course_records
+from service.render.integration import IntegrationInput, build_integration_write
+from service.render.phq9 import Phq9Input, build_phq9_write
+from service.render.rems_form import SubmissionInput, build_submission_write
 from service.render.session import SESSION_SYSTEM, SessionWrite, build_session_write
+from service.render.session_form import session_defaults
 from service.render.session_input import SessionInput
 from service.render.writeback import ScreeningWrite, build_screening_write
 from service.screening.engine import BloodPressurePolicy, screen
@@ -52,6 +57,7 @@ from service.screening.orders import ordered_products
 from service.screening.ruleset import load_ruleset
 
 __all__ = [
+    "CourseWrite",
     "HookCall",
     "Products",
     "SessionWritten",
@@ -59,9 +65,11 @@ __all__ = [
     "cds_cards",
     "demo_screenings",
     "evaluation_time",
+    "preview_course_write",
     "preview_screening",
     "preview_session",
     "publish_codesystems",
+    "read_course",
     "read_history",
     "screen_bundle",
     "screen_file",
@@ -69,6 +77,8 @@ __all__ = [
     "screen_population",
     "screen_raw",
     "screen_records",
+    "session_form_defaults",
+    "write_course",
     "write_screening",
     "write_screening_result",
     "write_session",
@@ -275,6 +285,68 @@ async def write_session(client: FhirClient, session: SessionInput, *,
 async def publish_codesystems(client: FhirClient) -> list[str]:
     """The project's CodeSystems on the server (conditional updates); ``CodeSystem/<id>`` each."""
     return await codesystems.publish_codesystems(client)
+
+
+# -- The treatment course: REMS form submission, integration sessions, PHQ-9 ---------------------
+
+CourseWrite = SubmissionInput | IntegrationInput | Phq9Input
+"""What the course pages write; each becomes one idempotent transaction."""
+
+
+def _course_entries(item: CourseWrite, *, task: Mapping[str, Any] | None = None,
+                    now: datetime | None = None) -> list[TxEntry]:
+    when = now or datetime.now(UTC)
+    if isinstance(item, SubmissionInput):
+        if task is None:
+            raise ValueError("marking a REMS form submitted needs its Task")
+        return build_submission_write(task, item, now=when)
+    if isinstance(item, IntegrationInput):
+        return build_integration_write(item, now=when)
+    return build_phq9_write(item, now=when)
+
+
+def _authored(item: CourseWrite, practitioner: str | None) -> CourseWrite:
+    """``practitioner`` (the launch's fhirUser) fills in an item that names none."""
+    who = _practitioner_id(practitioner)
+    if who and item.practitioner_id is None:
+        return item.model_copy(update={"practitioner_id": who})
+    return item
+
+
+def preview_course_write(item: CourseWrite, *, task: Mapping[str, Any] | None = None
+                         ) -> list[TxEntry]:
+    """What :func:`write_course` would send (the demo shows it instead)."""
+    return _course_entries(item, task=task)
+
+
+async def write_course(client: FhirClient, item: CourseWrite, *,
+                       task: Mapping[str, Any] | None = None,
+                       practitioner: str | None = None) -> TransactionResult:
+    """Write one course item (a REMS form submitted, an integration session, a PHQ-9) as one
+    transaction; sending it again adds nothing."""
+    entries = _course_entries(_authored(item, practitioner), task=task)
+    return await submit(client, build_transaction(entries))
+
+
+async def read_course(client: FhirClient, patient_id: str) -> CourseRecords:
+    """The patient's sessions, REMS form Tasks, integration sessions, PHQ-9 totals and screening
+    results (FhirError when the server fails)."""
+    patient = ("patient", f"Patient/{patient_id}")
+    names = list(COURSE_SEARCHES)
+    results = await asyncio.gather(*(
+        client.search(COURSE_SEARCHES[name][0], [patient, *COURSE_SEARCHES[name][1]])
+        for name in names))
+    found = {name: result.matches for name, result in zip(names, results, strict=True)}
+    return read_course_records(found, phq9_points(found["phq9"]))
+
+
+async def session_form_defaults(client: FhirClient, patient_id: str, *, settings: Settings
+                                ) -> tuple[dict[str, str], dict[str, str]]:
+    """A new session form's values from the last session and a screen run now, with notes."""
+    (result, _), course = await asyncio.gather(
+        screen_from_fhir(client, patient_id, as_of=None, settings=settings),
+        read_course(client, patient_id))
+    return session_defaults(course.last_documented(), result.findings)
 
 
 # -- The pages' treatment history ---------------------------------------------------------------

@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ("service.fhir.references", "service.fhir.quirks", "service.urls")
+MODULES = ("service.fhir.references", "service.fhir.quirks", "service.urls",
+           "service.render.fhir_time")
 
 
 @pytest.mark.parametrize("name", MODULES)

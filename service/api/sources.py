@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from service import workflow
@@ -23,6 +23,7 @@ from service.errors import FhirError, SessionExpired
 from service.fhir.client import FhirClient
 from service.logs import pseudonym
 from service.render import charts
+from service.render.course_read import CourseRecords
 from service.render.session_input import SessionInput
 from service.screening.model import RawPatientData, ScreeningResult
 
@@ -43,6 +44,8 @@ class PageData:
     phq9: list[tuple[datetime, float]] = field(default_factory=list)
     last_session: list[charts.BpPoint] = field(default_factory=list)
     history_problem: str | None = None
+    first_session: datetime | None = None
+    """Start of the first session on record (the PHQ-9 baseline is the last total before it)."""
 
 
 @dataclass(slots=True)
@@ -55,10 +58,18 @@ class Written:
 
 
 class Source(Protocol):
+    def now(self) -> datetime:
+        """The time the pages count from (due dates, gaps): now, or the demo's evaluation time."""
+        ...
+
     async def patient(self) -> dict[str, Any]: ...
     async def load(self, as_of: datetime | None, *, history: bool) -> PageData: ...
     async def save_screening(self, result: ScreeningResult, raw: RawPatientData) -> Written: ...
     async def save_session(self, session: SessionInput) -> Written: ...
+    async def course(self) -> CourseRecords: ...
+    async def session_defaults(self) -> tuple[dict[str, str], dict[str, str]]: ...
+    async def save_course(self, item: workflow.CourseWrite, *,
+                          task: dict[str, Any] | None = None) -> Written: ...
 
 
 PageSource = Callable[[ActiveLaunch], Source]
@@ -73,6 +84,9 @@ class FhirSource:
         self.launch = launch
         self.patient_id = launch.session.patient or ""
         self.request_id = current_request_id.get()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
     def _client(self) -> FhirClient:
         return self.clients.launch(self.launch.session.iss, self.launch.key,
@@ -95,6 +109,7 @@ class FhirSource:
             data.history_problem = past
         else:
             data.phq9 = charts.phq9_points(past)
+            data.first_session = charts.first_session_start(past)
             data.last_session = charts.last_session_bp(past)
         return data
 
@@ -118,6 +133,22 @@ class FhirSource:
             done = await workflow.write_session(fhir, session,
                                                 practitioner=self.launch.session.fhir_user)
         return Written(list(done.result.locations), done.warnings)
+
+    async def course(self) -> CourseRecords:
+        async with self._client() as fhir:
+            return await workflow.read_course(fhir, self.patient_id)
+
+    async def session_defaults(self) -> tuple[dict[str, str], dict[str, str]]:
+        async with self._client() as fhir:
+            return await workflow.session_form_defaults(fhir, self.patient_id,
+                                                        settings=self.settings)
+
+    async def save_course(self, item: workflow.CourseWrite, *,
+                          task: dict[str, Any] | None = None) -> Written:
+        async with self._client() as fhir:
+            done = await workflow.write_course(fhir, item, task=task,
+                                               practitioner=self.launch.session.fhir_user)
+        return Written(list(done.locations))
 
 
 def _patient_json(raw: RawPatientData) -> dict[str, Any]:

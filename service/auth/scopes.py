@@ -25,19 +25,27 @@ API_SCOPES = {
 }
 
 # (resource type, SMART v2 permissions): the Patient (age and sex), what screening reads, and what
-# a clinician's write-back creates.
+# a clinician's write-back creates; the treatment course reads and writes its REMS form Tasks
+# (created with a session, completed by a conditional update), integration Procedures and PHQ-9
+# QuestionnaireResponses.
 _RESOURCES: tuple[tuple[str, str], ...] = (
     ("Patient", "rs"),
     *((rtype, "rs") for rtype in SCREENED_TYPES),
     ("Observation", "c"),
     ("DetectedIssue", "c"),
     ("Provenance", "c"),
+    ("Task", "rs"),
+    ("Task", "cu"),
+    ("Procedure", "rs"),
+    ("Procedure", "c"),
+    ("QuestionnaireResponse", "c"),
 )
-_V1 = {"rs": "read", "c": "write"}
+_V1 = {"rs": "read", "c": "write", "cu": "write"}
 
 
 def _resource_scopes(level: str, v2: bool) -> list[str]:
-    return [f"{level}/{rtype}.{perm if v2 else _V1[perm]}" for rtype, perm in _RESOURCES]
+    scopes = [f"{level}/{rtype}.{perm if v2 else _V1[perm]}" for rtype, perm in _RESOURCES]
+    return list(dict.fromkeys(scopes))
 
 
 def user_scopes(*, standalone: bool, v2: bool = True) -> str:
@@ -47,14 +55,14 @@ def user_scopes(*, standalone: bool, v2: bool = True) -> str:
 
 
 # What a write-back creates without a user: the screening Observation, DetectedIssues, the
-# Provenance, and the app's Device (created once, conditionally).
-_BACKEND_WRITES = ("Observation", "DetectedIssue", "Provenance", "Device")
+# Provenance, the app's Device (created once, conditionally), and an esketamine session's REMS
+# form Task.
+_BACKEND_WRITES = ("Observation", "DetectedIssue", "Provenance", "Device", "Task")
 
 
 def backend_scopes(*, v2: bool = True, write: bool = False) -> str:
     """SMART Backend Services scopes: reads, plus creates when a service asks to write back."""
-    scopes = [f"system/{rtype}.{'rs' if v2 else 'read'}"
-              for rtype, perm in _RESOURCES if perm == "rs"]
+    scopes = [f"system/{rtype}.{'rs' if v2 else 'read'}" for rtype in ("Patient", *SCREENED_TYPES)]
     if write:
         scopes += [f"system/{rtype}.{'c' if v2 else 'write'}" for rtype in _BACKEND_WRITES]
     return " ".join(scopes)

@@ -6,6 +6,9 @@ resource matching ``identifier=<system>|<value>`` exists, nothing is created and
 entry point at the existing one). Each entry's identifier is deterministic and its fullUrl is the
 UUIDv5 of that identifier, so the same write sent twice yields one set of resources, and replaying a
 transaction after a network error is safe: :func:`submit` does it (bounded, via the client's retry).
+A status change (a Task completed) is a conditional update instead
+(https://hl7.org/fhir/R4/http.html#cond-update: ``PUT Task?identifier=<system>|<value>``): sending
+the same body again leaves the one resource as it was.
 """
 
 from __future__ import annotations
@@ -51,10 +54,14 @@ class TxEntry:
     match: str = "identifier"
     """Search parameter for ``ifNoneExist``: ``identifier``, or ``_tag`` for resources without an
     identifier element (R4 Provenance): the resource then carries ``meta.tag`` ``system|value``."""
+    method: str = "POST"
+    """``POST`` (conditional create) or ``PUT`` (conditional update on the same search)."""
 
     def __post_init__(self) -> None:
         if self.match not in ("identifier", "_tag"):
             raise ValueError(f"unsupported match parameter {self.match!r}")
+        if self.method not in ("POST", "PUT"):
+            raise ValueError(f"unsupported method {self.method!r}")
         if not _SAFE_VALUE.match(self.value) or "|" in self.system or "," in self.system:
             raise ValueError(f"identifier unsuitable for a conditional create: {self.value!r}")
 
@@ -96,7 +103,8 @@ class TransactionResult:
 
 
 def build_transaction(entries: Sequence[TxEntry]) -> Bundle:
-    """A transaction Bundle of conditional creates; the resource must carry its identifier."""
+    """A transaction Bundle of conditional creates (and updates); each resource must carry its
+    identifier."""
     seen: set[tuple[str, str]] = set()
     bundle_entries: list[BundleEntry] = []
     for entry in entries:
@@ -106,15 +114,14 @@ def build_transaction(entries: Sequence[TxEntry]) -> Bundle:
         seen.add(key)
         if not _carries_key(entry):
             raise ValueError(f"{entry.resource_type} lacks its {entry.match} {entry.value}")
-        bundle_entries.append(BundleEntry(
-            fullUrl=entry.full_url,
-            resource=entry.resource,
-            request=BundleEntryRequest(
-                method="POST",
-                url=entry.resource_type,
-                ifNoneExist=entry.if_none_exist,
-            ),
-        ))
+        if entry.method == "PUT":
+            request = BundleEntryRequest(method="PUT",
+                                         url=f"{entry.resource_type}?{entry.if_none_exist}")
+        else:
+            request = BundleEntryRequest(method="POST", url=entry.resource_type,
+                                         ifNoneExist=entry.if_none_exist)
+        bundle_entries.append(BundleEntry(fullUrl=entry.full_url, resource=entry.resource,
+                                          request=request))
     return Bundle(type="transaction", entry=bundle_entries)
 
 
@@ -136,8 +143,11 @@ async def submit(client: FhirClient, bundle: Bundle) -> TransactionResult:
     body = bundle.model_dump(mode="json", exclude_none=True)
     for entry in body.get("entry") or []:
         request = entry.get("request") or {}
-        if request.get("method") == "POST" and not request.get("ifNoneExist"):
-            raise ValueError("only conditional creates may be replayed; use build_transaction")
+        conditional = (request.get("ifNoneExist") if request.get("method") == "POST"
+                       else "?" in str(request.get("url", "")))
+        if not conditional:
+            raise ValueError("only conditional creates and updates may be replayed; use "
+                             "build_transaction")
     answer = await client.transaction(body, retry=True)
     return _result(answer, expected=len(body.get("entry") or []))
 

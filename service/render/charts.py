@@ -17,6 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from service.render.phq9 import Outcome
 from service.render.session import SESSION_SYSTEM
 from service.render.session_input import VitalsInput
 from service.render.session_items import VITALS_STEPS
@@ -28,6 +29,7 @@ __all__ = [
     "Chart",
     "Scale",
     "bp_scale",
+    "first_session_start",
     "last_session_bp",
     "phq9_chart",
     "phq9_points",
@@ -144,8 +146,32 @@ def _date(value: datetime) -> str:
     return f"{value.day} {value:%b %Y}"
 
 
-def phq9_chart(points: Sequence[tuple[datetime, float]], *, chart_id: str = "phq9-chart") -> Chart:
-    """PHQ-9 totals (LOINC 44261-6) over time, on a date axis, with the severity bands."""
+def _outcome_lines(outcome: Outcome, scale: Scale) -> list[str]:
+    """Baseline, response and remission as labelled dashed lines (labels inside the plot)."""
+    out: list[str] = []
+    right = WIDTH - RIGHT
+    # (kind, value, label, colour, label x, anchor, label dy): labels alternate sides and sit
+    # below the remission line, so that close lines keep readable labels.
+    lines = (("baseline", outcome.baseline[1], f"baseline {_num(outcome.baseline[1])}", _INK,
+              LEFT + 4, "start", -3),
+             ("response", outcome.response_line,
+              f"response \u2264 {_num(outcome.response_line)}", _ELEVATED, right - 4, "end", -3),
+             ("remission", outcome.remission_below,
+              f"remission < {_num(outcome.remission_below)}", "#1e6b34", LEFT + 4, "start", 10))
+    for kind, value, label, colour, x, anchor, dy in lines:
+        y = scale.y(value)
+        out.append(f'<line class="outcome outcome-{kind}" data-value="{_num(value)}" '
+                   f'x1="{LEFT}" y1="{y:g}" x2="{right}" y2="{y:g}" stroke="{colour}" '
+                   'stroke-width="1.2" stroke-dasharray="3 3"/>')
+        out.append(_text(x, y + dy, label, anchor=anchor, fill=colour, size=9,
+                         cls="outcome-label"))
+    return out
+
+
+def phq9_chart(points: Sequence[tuple[datetime, float]], *, chart_id: str = "phq9-chart",
+               outcome: Outcome | None = None) -> Chart:
+    """PHQ-9 totals (LOINC 44261-6) over time, on a date axis, with the severity bands; with an
+    ``outcome``, its baseline, response and remission lines too."""
     ordered = sorted(points, key=lambda p: p[0])
     rows = [(_date(when), _num(score), _band(score)) for when, score in ordered]
     if ordered:
@@ -154,9 +180,13 @@ def phq9_chart(points: Sequence[tuple[datetime, float]], *, chart_id: str = "phq
                 f"{_date(last[0])} ({_num(last[1])}). Scale 0 to 27; higher is more severe.")
     else:
         desc = "No PHQ-9 totals recorded."
+    if outcome is not None:
+        desc += " " + outcome.words()
     scale = Scale(0, 27)
     out = _open(chart_id, "PHQ-9 total score across treatment", desc)
     out += _y_axis(scale, [0, *(b for b, _ in PHQ9_BANDS), 27])
+    if outcome is not None:
+        out += _outcome_lines(outcome, scale)
     for cut, name in PHQ9_BANDS:
         short = name.replace("moderately severe", "mod-severe")
         out.append(_text(WIDTH - RIGHT + 4, scale.y(cut) + 4, short, size=10))
@@ -360,6 +390,14 @@ def last_session_bp(observations: Iterable[Mapping[str, Any]]) -> list[BpPoint]:
     steps = max(sessions.values(), key=latest)
     return [BpPoint(step.chart_label, *steps[step.key]) for step in VITALS_STEPS
             if step.key in steps]
+
+
+def first_session_start(observations: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """When this app's first recorded session began (its earliest session BP panel): the PHQ-9
+    baseline is the last total before it."""
+    times = [_when(obs) for obs in observations if _counted(obs)
+             and any(i.get("system") == SESSION_SYSTEM for i in obs.get("identifier") or [])]
+    return min((t for t in times if t is not None), default=None)
 
 
 def session_bp_points(pre: VitalsInput, at_40: VitalsInput,

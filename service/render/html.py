@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 from service.render.texts import (
@@ -98,6 +99,10 @@ class Banner:
     birth_date: str
     gender: str
     patient_id: str
+    mrn: str = "not recorded"
+    """Patient.identifier whose type is v2-0203 ``MR`` (medical record number)."""
+    age: str = "not recorded"
+    """Whole years at ``today`` (from birthDate)."""
 
 
 def _finding(finding: Finding, asked: tuple[str, ...]) -> FindingView:
@@ -141,8 +146,34 @@ def group_findings(result: ScreeningResult) -> list[FindingGroup]:
     return groups
 
 
-def banner(patient: Mapping[str, Any] | None, patient_id: str) -> Banner:
-    """Name, birth date and gender from a Patient resource (JSON), for the patient banner."""
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+def _mrn(patient: Mapping[str, Any]) -> str | None:
+    """The medical record number: the identifier typed v2-0203 MR (the ``usual`` one first)."""
+    found = [i for i in patient.get("identifier") or [] if isinstance(i, dict) and i.get("value")
+             and any(c.get("system") == V2_0203 and c.get("code") == "MR"
+                     for c in (i.get("type") or {}).get("coding") or [])]
+    found.sort(key=lambda i: i.get("use") != "usual")
+    return str(found[0]["value"]) if found else None
+
+
+def _age(birth: object, today: date) -> str | None:
+    if not isinstance(birth, str):
+        return None
+    try:
+        born = date.fromisoformat(birth[:10]) if len(birth) >= 10 else None
+    except ValueError:
+        return None
+    if born is None or born > today:
+        return None
+    return str(today.year - born.year - ((today.month, today.day) < (born.month, born.day)))
+
+
+def banner(patient: Mapping[str, Any] | None, patient_id: str,
+           today: date | None = None) -> Banner:
+    """Name, birth date, age, gender and MRN from a Patient resource (JSON), for the patient
+    banner (https://hl7.org/fhir/R4/patient.html; identifier type from v2-0203)."""
     patient = patient or {}
     names = patient.get("name") or []
     name: Mapping[str, Any] = names[0] if isinstance(names, list) and names else {}
@@ -151,7 +182,10 @@ def banner(patient: Mapping[str, Any] | None, patient_id: str) -> Banner:
     given = " ".join(str(g) for g in name.get("given") or [])
     text = str(name.get("text") or f"{given} {name.get('family', '')}".strip() or "(no name)")
     return Banner(text, str(patient.get("birthDate") or "not recorded"),
-                  str(patient.get("gender") or "not recorded"), patient_id)
+                  str(patient.get("gender") or "not recorded"), patient_id,
+                  _mrn(patient) or "not recorded",
+                  _age(patient.get("birthDate"), today or datetime.now(UTC).date())
+                  or "not recorded")
 
 
 # -- The EHR's SMART style ------------------------------------------------------------------------

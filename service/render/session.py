@@ -2,11 +2,17 @@
 
 What is recorded is :mod:`service.render.session_items` (the reference's Session observations):
 BP and heart rate before dosing, at about 40 minutes and at discharge, SpO2, dose (mg, and mg/kg
-for IV), route, sedation (MOAA/S), dissociation (CADSS total), adverse events, monitoring time and
-readiness to leave. Vital signs use the R4 vital-signs / US Core shapes
-(https://hl7.org/fhir/R4/observation-vitalsigns.html: BP panel 85354-9 with components 8480-6 /
-8462-4 in mm[Hg], heart rate 8867-4 in /min, SpO2 59408-5 + 2708-6 in %); the rest uses the
-project's CodeSystems. Everything hangs off one session Observation through ``hasMember``.
+for IV), route, lot, sedation (MOAA/S), dissociation (CADSS total), adverse events, monitoring
+time (with the monitoring clinician as its performer) and readiness to leave, and the rest of the
+Spravato REMS Patient Monitoring Form: concomitant benzodiazepines, non-benzodiazepine sedative
+hypnotics, psychostimulants and MAOIs (one Observation, a yes/no component each), vitals acceptable
+before dosing and at the end, when the patient would have been ready to leave, respiratory
+depression and the lowest SpO2, and the healthcare setting. Vital signs use the R4 vital-signs /
+US Core shapes (https://hl7.org/fhir/R4/observation-vitalsigns.html: BP panel 85354-9 with
+components 8480-6 / 8462-4 in mm[Hg], heart rate 8867-4 in /min, SpO2 59408-5 + 2708-6 in %); the
+rest uses the project's CodeSystems. Everything hangs off one session Observation through
+``hasMember``. An esketamine session also gets the Task that tracks its REMS form's submission
+(:mod:`service.render.rems_form`), in the same transaction.
 
 Identifiers derive from the patient and the session identifier, so submitting a session twice
 leaves one set. Building only: the write itself is service.workflow's.
@@ -27,14 +33,15 @@ from fhir.resources.R4B.reference import Reference
 
 from service.fhir.codesystems import CS_MOAAS, CS_SESSION, IDENTIFIER_BASE, display
 from service.fhir.transaction import TxEntry, build_transaction
+from service.render.rems_form import rems_task_entry
 from service.render.session_input import SessionInput, VitalsInput
-from service.render.session_items import ROUTES, VITALS_STEPS
+from service.render.session_items import CONCOMITANT, ROUTES, VITALS_STEPS
 from service.render.writeback import OBSERVATION_CATEGORY, app_device_entry, provenance_entry
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.bundle import Bundle
 
-__all__ = ["SESSION_SYSTEM", "SessionWrite", "build_session_write"]
+__all__ = ["LOINC", "SESSION_SYSTEM", "SNOMED", "UCUM", "SessionWrite", "build_session_write"]
 
 SESSION_SYSTEM = f"{IDENTIFIER_BASE}/session"
 """Identifier system of every session Observation: ``Patient/<id>/session/<session>/<item>``."""
@@ -64,6 +71,14 @@ def _category(code: str) -> list[CodeableConcept]:
 
 def _qty(value: float, unit: str, code: str) -> Quantity:
     return Quantity(value=value, unit=unit, system=UCUM, code=code)
+
+
+def _spo2_code(text: str) -> CodeableConcept:
+    return CodeableConcept(coding=[
+        Coding(system=LOINC, code="59408-5",
+               display="Oxygen saturation in Arterial blood by Pulse oximetry"),
+        Coding(system=LOINC, code="2708-6", display="Oxygen saturation in Arterial blood"),
+    ], text=text)
 
 
 def _session(code: str) -> CodeableConcept:
@@ -105,13 +120,41 @@ class _Builder:
         self.add(f"{label}/heart-rate", code=_cc(LOINC, "8867-4", "Heart rate"),
                  valueQuantity=_qty(vitals.heart_rate, "beats/minute", "/min"), **common)
         if vitals.spo2 is not None:
-            code = CodeableConcept(coding=[
-                Coding(system=LOINC, code="59408-5",
-                       display="Oxygen saturation in Arterial blood by Pulse oximetry"),
-                Coding(system=LOINC, code="2708-6", display="Oxygen saturation in Arterial blood"),
-            ], text="SpO2")
-            self.add(f"{label}/spo2", code=code, valueQuantity=_qty(vitals.spo2, "%", "%"),
-                     **common)
+            self.add(f"{label}/spo2", code=_spo2_code("SpO2"),
+                     valueQuantity=_qty(vitals.spo2, "%", "%"), **common)
+
+    def rems_items(self, therapy: list[CodeableConcept]) -> None:
+        """The REMS form's items beyond vitals, dose, sedation and monitoring time."""
+        s = self.s
+        if s.lot_number:
+            self.add("lot-number", category=therapy, code=_session("lot-number"),
+                     effectiveDateTime=s.dose_at, valueString=s.lot_number)
+        if s.concomitant:
+            self.add("concomitant-medications", category=therapy,
+                     code=_session("concomitant-medications"), effectiveDateTime=s.pre_dose.at,
+                     component=[ObservationComponent(code=_session(q.code),
+                                                     valueBoolean=s.concomitant[q.code])
+                                for q in CONCOMITANT if q.code in s.concomitant])
+        for item, answer, at in (("vitals-acceptable-pre-dose", s.vitals_ok_pre_dose,
+                                  s.pre_dose.at),
+                                 ("vitals-acceptable-end", s.vitals_ok_end, s.discharge.at)):
+            if answer is not None:
+                self.add(item, category=therapy, code=_session(item), effectiveDateTime=at,
+                         valueBoolean=answer)
+        if s.ready_at is not None:
+            self.add("ready-to-leave-at", category=therapy, code=_session("ready-to-leave-at"),
+                     effectiveDateTime=s.ready_at, valueDateTime=s.ready_at)
+        if s.respiratory_depression is not None:
+            self.add("respiratory-depression", category=therapy,
+                     code=_session("respiratory-depression"), effectivePeriod=self.period,
+                     valueBoolean=s.respiratory_depression)
+        if s.lowest_spo2 is not None:
+            self.add("lowest-spo2", category=_category("vital-signs"), code=_spo2_code(
+                "Lowest SpO2 during monitoring"), effectivePeriod=self.period,
+                valueQuantity=_qty(s.lowest_spo2, "%", "%"))
+        if s.setting:
+            self.add("healthcare-setting", category=therapy, code=_session("healthcare-setting"),
+                     effectivePeriod=self.period, valueString=s.setting)
 
     def build(self) -> list[TxEntry]:
         s = self.s
@@ -137,11 +180,15 @@ class _Builder:
                      effectivePeriod=self.period,
                      valueCodeableConcept=_cc(CS_SESSION, event.code,
                                               display(CS_SESSION, event.code), event.text))
+        # Who monitored may not be who documents: a name, as a display-only reference.
+        monitor = [Reference(display=s.monitoring_clinician)] if s.monitoring_clinician else []
         self.add("monitoring-minutes", category=therapy, code=_session("monitoring-minutes"),
                  effectivePeriod=self.period,
-                 valueQuantity=_qty(s.monitoring_minutes, "min", "min"))
+                 valueQuantity=_qty(s.monitoring_minutes, "min", "min"),
+                 performer=[*(self.performer or []), *monitor] or None)
         self.add("ready-to-leave", category=therapy, code=_session("ready-to-leave"),
                  effectiveDateTime=s.discharge.at, valueBoolean=s.ready_to_leave)
+        self.rems_items(therapy)
         members = list(self.members)
         session = self.add(
             "session", category=therapy, code=_session("treatment-session"),
@@ -156,10 +203,15 @@ def build_session_write(session: SessionInput, *, now: datetime | None = None) -
     """The transaction entries recording ``session``, and the warnings to show."""
     builder = _Builder(session)
     observations = builder.build()
+    recorded = now or datetime.now(UTC)
+    if session.product == "esketamine":
+        observations.append(rems_task_entry(session, observations[0], builder.system,
+                                            builder.key("rems-form"),
+                                            now=recorded))
     device = app_device_entry()
     practitioner = session.practitioner_id
     provenance = provenance_entry(
         builder.key("provenance"), [device, *observations], device=device,
         device_role="assembler" if practitioner else "author", practitioner=practitioner,
-        practitioner_role="author", recorded=now or datetime.now(UTC))
+        practitioner_role="author", recorded=recorded)
     return SessionWrite([device, *observations, provenance], session.warnings())

@@ -2,13 +2,16 @@
 
 The form is checked with :class:`~service.render.session_input.SessionInput` itself; each error is
 put at its field by its location and type (never by its wording), with a message for people.
-What the form offers (routes, products, adverse events, MOAA/S levels, the three sets of vitals)
-is :mod:`service.render.session_items`. Nothing here does I/O.
+What the form offers (routes, products, dose presets, adverse events, MOAA/S levels, the three
+sets of vitals, the REMS form's concomitant-medication questions) is
+:mod:`service.render.session_items`. A new form starts from :func:`session_defaults`: product,
+dose and route (and the setting) of the last session, and the concomitant-medication answers the
+latest screen's interaction findings imply, each editable. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from typing import Any
@@ -16,14 +19,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
-from service.render.session_input import SessionInput, VitalsInput
+from service.render.course_read import SessionRecord
+from service.render.session_input import REMS_REQUIRED, SessionInput, VitalsInput
 from service.render.session_items import (
+    CONCOMITANT,
+    DOSE_PRESETS,
+    ESKETAMINE_MIN_MONITORING_MINUTES,
     FORM_ADVERSE_EVENTS,
     MOAAS_LEVELS,
     PRODUCTS,
     ROUTES,
     VITALS_STEPS,
 )
+from service.screening.model import Finding
 
 __all__ = [
     "FIELD_ORDER",
@@ -32,7 +40,10 @@ __all__ = [
     "SessionForm",
     "form_choices",
     "parse_session_form",
+    "session_defaults",
 ]
+
+YES_NO = [("yes", "Yes"), ("no", "No")]
 
 
 def form_choices() -> dict[str, Any]:
@@ -44,6 +55,11 @@ def form_choices() -> dict[str, Any]:
         "moaas_options": [(str(n), f"{n}: {text}") for n, text in MOAAS_LEVELS],
         "adverse_events": FORM_ADVERSE_EVENTS,
         "numbers": NUMBER_FIELDS,
+        "concomitant": [(f"concomitant.{q.code}", q.label) for q in CONCOMITANT],
+        "dose_presets": [*((str(mg), f"{mg} mg ({mg // 28} devices)") for mg in DOSE_PRESETS),
+                         ("other", "Another dose (type it below)")],
+        "yes_no": YES_NO,
+        "rems_minutes": ESKETAMINE_MIN_MONITORING_MINUTES,
     }
 
 
@@ -61,6 +77,11 @@ class NumberField:
     def hint(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
         return f"{_n(self.low)}-{_n(self.high)}{unit}" + ("" if self.required else ", optional")
+
+
+def _lower(label: str) -> str:
+    """A label inside a sentence: "Dose" -> "dose", but "SpO2" stays "SpO2"."""
+    return label[:1].lower() + label[1:] if label[1:2].islower() else label
 
 
 def _n(value: float) -> str:
@@ -91,26 +112,42 @@ NUMBER_FIELDS: dict[str, NumberField] = {f.name: f for f in [
                 required=False),
     NumberField("cadss_total", "CADSS total", "", *_bounds(SessionInput, "cadss_total"),
                 whole=True, required=False),
+    NumberField("lowest_spo2", "Lowest SpO2 during monitoring", "%",
+                *_bounds(SessionInput, "lowest_spo2")),
     NumberField("monitoring_minutes", "Monitoring time", "minutes",
                 *_bounds(SessionInput, "monitoring_minutes"), whole=True),
 ]}
 TIME_FIELDS = {"pre_dose.time": "time of the vitals before dosing", "dose_time": "dose time",
                "at_40_min.time": "time of the ~40 minute vitals",
-               "discharge.time": "time of the discharge vitals"}
+               "discharge.time": "time of the discharge vitals",
+               "ready_time": "time the patient would have been ready to leave"}
+TEXT_FIELDS = {"setting": "healthcare setting", "monitoring_clinician": "monitoring clinician",
+               "lot_number": "lot number"}
+YES_NO_FIELDS = ("vitals_ok_pre_dose", "vitals_ok_end", "respiratory_depression",
+                 *(f"concomitant.{q.code}" for q in CONCOMITANT))
 CHOICES = {"product": "Choose the product given.", "route": "Choose the route.",
+           "dose_preset": "Choose a dose.",
            "moaas": "Choose the deepest sedation seen (MOAA/S).",
-           "ready_to_leave": "Say whether the patient was ready to leave."}
+           "ready_to_leave": "Say whether the patient was ready to leave.",
+           "vitals_ok_pre_dose": "Say whether the vital signs were acceptable before dosing.",
+           "vitals_ok_end": "Say whether the vital signs were acceptable at the end.",
+           "respiratory_depression": "Say whether respiratory depression was seen.",
+           **{f"concomitant.{q.code}": f"Say whether the patient takes {q.label[:1].lower()}"
+              f"{q.label[1:]}." for q in CONCOMITANT}}
 FIELD_ORDER = (
-    "session_date", "tz",
+    "session_date", "tz", "setting", "monitoring_clinician",
+    *(f"concomitant.{q.code}" for q in CONCOMITANT),
     *(f"pre_dose.{k}" for k in ("time", "systolic", "diastolic", "heart_rate", "spo2")),
-    "product", "route", "dose_time", "dose_mg", "dose_mg_per_kg",
+    "vitals_ok_pre_dose",
+    "product", "route", "dose_preset", "dose_time", "dose_mg", "dose_mg_per_kg", "lot_number",
     *(f"at_40_min.{k}" for k in ("time", "systolic", "diastolic", "heart_rate", "spo2")),
-    "moaas", "cadss_total", "ae", "ae_other_text",
+    "moaas", "cadss_total", "respiratory_depression", "lowest_spo2", "ae", "ae_other_text",
     *(f"discharge.{k}" for k in ("time", "systolic", "diastolic", "heart_rate", "spo2")),
-    "monitoring_minutes", "ready_to_leave", "form")
-"""Every field in the order the form shows it (the error summary follows it)."""
+    "vitals_ok_end", "monitoring_minutes", "ready_to_leave", "ready_time", "form")
+"""Every field in the order the form shows it (the error summary and the printed form follow
+it)."""
 _RENAMED = {"pre_dose.at": "pre_dose.time", "at_40_min.at": "at_40_min.time",
-            "discharge.at": "discharge.time", "dose_at": "dose_time"}
+            "discharge.at": "discharge.time", "dose_at": "dose_time", "ready_at": "ready_time"}
 
 
 @dataclass(slots=True)
@@ -139,6 +176,10 @@ _CHECKS = {
     "dose_mg_per_kg": "An IV dose needs the dose in mg/kg.",
     "dose_time": ("Times must run in order: vitals before dosing, dose, ~40 minute vitals, "
                   "discharge vitals."),
+    "ready_time": "The patient cannot have been ready to leave before the dose.",
+    "lowest_spo2": "The lowest SpO2 cannot be above an SpO2 reading of this session.",
+    "dose_mg": "The dose typed differs from the preset chosen: choose another dose, or clear it.",
+    "dose_preset": "The presets are esketamine doses: choose another dose for ketamine.",
 }
 """The messages of SessionInput's checks that involve two fields, by the field they are put at."""
 
@@ -151,6 +192,8 @@ def _message(loc: tuple[str | int, ...], kind: str, msg: str) -> tuple[str, str]
     name = _RENAMED.get(name, name)
     if kind == "value_error" and name in _CHECKS:
         return name, _CHECKS[name]
+    if kind == REMS_REQUIRED:
+        return name, _rems_message(name)
     if not loc:
         return "form", msg.removeprefix("Value error, ")
     spec = NUMBER_FIELDS.get(name)
@@ -158,14 +201,28 @@ def _message(loc: tuple[str | int, ...], kind: str, msg: str) -> tuple[str, str]
         number = "a whole number" if spec.whole else "a number"
         unit = f" {spec.unit}" if spec.unit else ""
         if kind == "missing":
-            return name, f"Enter the {spec.label.lower()} ({spec.hint})."
+            return name, f"Enter the {_lower(spec.label)} ({spec.hint})."
         return name, (f"{spec.label} must be {number} from {_n(spec.low)} to "
                       f"{_n(spec.high)}{unit}.")
     if name in TIME_FIELDS:
         return name, f"Enter the {TIME_FIELDS[name]} (HH:MM)."
     if name in CHOICES:
         return name, CHOICES[name]
+    if name in TEXT_FIELDS:
+        return name, f"Check the {TEXT_FIELDS[name]}: letters, digits, spaces, '.', '/' or '-'."
     return "form", f"{name}: {msg}"
+
+
+def _rems_message(name: str) -> str:
+    """An item the REMS form asks for, left out of an esketamine session."""
+    if name in CHOICES:
+        return f"{CHOICES[name]} The Spravato REMS form asks for it."
+    if name in TEXT_FIELDS:
+        return f"Enter the {TEXT_FIELDS[name]}: the Spravato REMS form asks for it."
+    if name in TIME_FIELDS:
+        return f"Enter the {TIME_FIELDS[name]} (HH:MM): the Spravato REMS form asks for it."
+    spec = NUMBER_FIELDS[name]
+    return f"Enter the {_lower(spec.label)} ({spec.hint}): the Spravato REMS form asks for it."
 
 
 def _aware(day: date | None, text: str, zone: tzinfo | None) -> datetime | str | None:
@@ -175,6 +232,66 @@ def _aware(day: date | None, text: str, zone: tzinfo | None) -> datetime | str |
         return datetime.combine(day, time.fromisoformat(text.strip()), zone)
     except ValueError:
         return text
+
+
+def _dose_preset(values: Mapping[str, str], data: dict[str, Any],
+                 errors: dict[str, str]) -> None:
+    """A preset (56 or 84 mg) is the dose; "other" (or none) leaves the typed dose."""
+    preset = values.get("dose_preset", "")
+    if not preset.isdigit():
+        return
+    if data.get("product") != "esketamine":
+        errors["dose_preset"] = _CHECKS["dose_preset"]
+        return
+    typed = data.get("dose_mg")
+    if typed is not None and _same_number(str(typed), preset) is False:
+        errors["dose_mg"] = _CHECKS["dose_mg"]
+    data["dose_mg"] = preset
+
+
+def _same_number(text: str, other: str) -> bool | None:
+    try:
+        return float(text) == float(other)
+    except ValueError:
+        return None
+
+
+def session_defaults(last: SessionRecord | None,
+                     findings: Sequence[Finding]) -> tuple[dict[str, str], dict[str, str]]:
+    """Values a new form starts with, and a note per pre-filled field saying where it came from.
+
+    From the last session: product, route, dose (as its preset when it is one) and setting. From
+    the latest screen: each concomitant-medication question is "yes" when an interaction finding
+    of its class names a record of that kind (REMS ``concomitant`` in the course map), else "no".
+    """
+    values: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    if last is not None:
+        day = last.dose_at.date().isoformat() if last.dose_at else "the last session"
+        for key, value in (("product", last.product), ("route", last.code("route")),
+                           ("setting", last.value("healthcare-setting"))):
+            if isinstance(value, str) and value:
+                values[key] = value
+                notes[key] = f"As in the last session ({day})."
+        dose = last.quantity("dose-mg")
+        if dose is not None:
+            whole = f"{dose:g}"
+            if last.product == "esketamine" and whole in {str(mg) for mg in DOSE_PRESETS}:
+                values["dose_preset"] = whole
+            else:
+                values["dose_preset"] = "other"
+                values["dose_mg"] = whole
+            notes["dose_preset"] = f"As in the last session ({day})."
+    by_rule = {f.rule: f for f in findings if f.kind == "interaction"}
+    for question in CONCOMITANT:
+        name = f"concomitant.{question.code}"
+        hits = [label for rule in question.rules if rule in by_rule
+                for _, label, _ in by_rule[rule].records
+                if not question.names or any(n in label.lower() for n in question.names)]
+        values[name] = "yes" if hits else "no"
+        notes[name] = (f"Pre-filled from the screen: {'; '.join(sorted(set(hits)))}." if hits
+                       else "Pre-filled from the screen: none on record.")
+    return values, notes
 
 
 def parse_session_form(form: Mapping[str, str], adverse: list[str], *, patient_id: str
@@ -196,8 +313,14 @@ def parse_session_form(form: Mapping[str, str], adverse: list[str], *, patient_i
     for key in ("product", "route", "moaas"):
         if values.get(key):
             data[key] = values[key]
-    if values.get("ready_to_leave") in ("yes", "no"):
-        data["ready_to_leave"] = values["ready_to_leave"] == "yes"
+    for key in (*TEXT_FIELDS, ):
+        if values.get(key, "").strip():
+            data[key] = values[key]
+    for key in ("ready_to_leave", *YES_NO_FIELDS):
+        if values.get(key) in ("yes", "no"):
+            head, _, tail = key.partition(".")
+            target = data.setdefault(head, {}) if tail else data
+            target[tail or head] = values[key] == "yes"
     for name in NUMBER_FIELDS:
         text = _number(values.get(name, ""))
         if text:
@@ -208,9 +331,11 @@ def parse_session_form(form: Mapping[str, str], adverse: list[str], *, patient_i
         at = _aware(day, values.get(f"{step.field}.time", ""), zone)
         if at is not None:
             data.setdefault(step.field, {})["at"] = at
-    dose_at = _aware(day, values.get("dose_time", ""), zone)
-    if dose_at is not None:
-        data["dose_at"] = dose_at
+    for key, target in (("dose_time", "dose_at"), ("ready_time", "ready_at")):
+        at = _aware(day, values.get(key, ""), zone)
+        if at is not None:
+            data[target] = at
+    _dose_preset(values, data, result.errors)
     data["adverse_events"] = [
         {"code": code, "text": values.get("ae_other_text") if code == "other" else None}
         for code in result.adverse]

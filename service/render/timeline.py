@@ -98,7 +98,7 @@ def trials_timeline(e: Eligibility, as_of: date, min_days: int, *,
             + "." + "".join(f" Not counted: {r.ingredient}, {r.days} days, {r.reason}."
                             for r in rows if not r.counted))
     out = [
-        f'<svg class="chart timeline" id="{chart_id}" role="img" '
+        f'<svg class="chart trial-timeline" id="{chart_id}" role="img" '
         f'viewBox="0 0 {WIDTH} {height}" aria-labelledby="{chart_id}-title {chart_id}-desc" '
         'xmlns="http://www.w3.org/2000/svg">',
         f'<title id="{chart_id}-title">Antidepressant trials in the record</title>',

@@ -114,8 +114,11 @@ def provenance_entry(
     practitioner_role: str,
     sources: Sequence[str] = (),
     recorded: datetime,
+    activity: str = "CREATE",
 ) -> TxEntry:
-    """A Provenance for ``targets``, tagged with ``key`` so that it too is created only once."""
+    """A Provenance for ``targets``, tagged with ``key`` so that it too is created only once.
+
+    ``activity`` is the v3-DataOperation code (``CREATE``, or ``UPDATE`` for a status change)."""
     system = f"{IDENTIFIER_BASE}/provenance"
 
     def agent(who: Reference, role: str) -> ProvenanceAgent:
@@ -130,8 +133,8 @@ def provenance_entry(
         meta=Meta(tag=[Coding(system=system, code=key)]),
         target=[t.reference() for t in targets],
         recorded=recorded,
-        activity=CodeableConcept(coding=[Coding(system=DATA_OPERATION, code="CREATE",
-                                                display="create")]),
+        activity=CodeableConcept(coding=[Coding(system=DATA_OPERATION, code=activity,
+                                                display=activity.lower())]),
         agent=agents,
         entity=[ProvenanceEntity(role="source", what=Reference(reference=ref))
                 for ref in _evidence_refs(sources)] or None,

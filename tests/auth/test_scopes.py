@@ -25,3 +25,17 @@ def test_launch_context_scope() -> None:
     assert user_scopes(standalone=True).split()[0] == "launch/patient"
     assert {"openid", "fhirUser", "patient/DetectedIssue.c"} <= set(
         user_scopes(standalone=False).split())
+
+
+def test_the_treatment_course_writes_are_covered() -> None:
+    """REMS form Tasks (created, then completed by a conditional update), integration Procedures
+    and PHQ-9 QuestionnaireResponses; the backend writes a session's Task with it."""
+    user = user_scopes(standalone=False).split()
+    assert {"patient/Task.rs", "patient/Task.cu", "patient/Procedure.rs", "patient/Procedure.c",
+            "patient/QuestionnaireResponse.c", "patient/Observation.c"} <= set(user)
+    assert len(user) == len(set(user))
+    v1 = user_scopes(standalone=False, v2=False).split()
+    assert {"patient/Task.read", "patient/Task.write", "patient/Procedure.write"} <= set(v1)
+    assert len(v1) == len(set(v1))
+    assert "system/Task.c" in backend_scopes(write=True).split()
+    assert "system/Task.rs" not in backend_scopes().split()

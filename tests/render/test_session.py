@@ -18,6 +18,21 @@ from service.workflow import write_session
 DOSE = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
 
 
+REMS_ITEMS: dict[str, Any] = {
+    "lot_number": "LOT-24A117",
+    "concomitant": {"benzodiazepines": True, "sedative-hypnotics": False,
+                    "psychostimulants": False, "maois": False},
+    "vitals_ok_pre_dose": True,
+    "vitals_ok_end": True,
+    "ready_at": (DOSE + timedelta(minutes=120)).isoformat(),
+    "respiratory_depression": False,
+    "lowest_spo2": 94,
+    "monitoring_clinician": "Sam Rivera, RN",
+    "setting": "Lakeside Clinic",
+}
+"""The rest of the Spravato REMS Patient Monitoring Form (required for esketamine)."""
+
+
 def session_body(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "session_id": "S-0001",
@@ -39,6 +54,7 @@ def session_body(**changes: Any) -> dict[str, Any]:
                            {"code": "other", "text": "transient metallic taste"}],
         "monitoring_minutes": 125,
         "ready_to_leave": True,
+        **REMS_ITEMS,
     }
     body.update(changes)
     return body
@@ -111,7 +127,7 @@ def test_resource_shapes() -> None:
         {"value": 88.0, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}]
     assert bps[0]["category"][0]["coding"][0]["code"] == "vital-signs"
     assert by_code(items, "8867-4")[0]["valueQuantity"]["code"] == "/min"
-    spo2 = by_code(items, "59408-5")
+    spo2 = [r for r in by_code(items, "59408-5") if r["identifier"][0]["value"].endswith("/spo2")]
     assert len(spo2) == 2  # discharge had no SpO2
     assert {c["code"] for c in spo2[0]["code"]["coding"]} == {"59408-5", "2708-6"}
     assert spo2[0]["valueQuantity"]["code"] == "%"

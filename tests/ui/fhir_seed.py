@@ -69,7 +69,10 @@ def patient_records(pid: str) -> tuple[list[dict[str, Any]], Seeded]:
                "code": concept(LOINC, "44261-6", "PHQ-9 total score"), "subject": p.subject,
                "effectiveDateTime": _days_ago(days), "valueInteger": score})
     patient = {**p.patient(), "gender": "female",
-               "name": [{"given": ["Ada"], "family": "Lovelace"}]}
+               "name": [{"given": ["Ada"], "family": "Lovelace"}],
+               "identifier": [{"use": "usual", "type": {"coding": [
+                   {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                   "system": "urn:oid:2.16.840.1.113883.19.5", "value": f"MRN-{pid[-6:]}"}]}
     practitioner = {"resourceType": "Practitioner", "id": f"{pid}-dr",
                     "name": [{"given": ["Grace"], "family": "Hopper"}]}
     seeded = Seeded(pid, practitioner["id"], aneurysm, diazepam)

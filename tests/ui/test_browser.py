@@ -8,69 +8,19 @@ Screenshots at an EHR side-panel width (420 px) and a desktop width (1024 px) go
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from service.main import create_app
-from tests.servers import ThreadServer
-from tests.ui.conftest import VALID_SESSION, demo_settings
+from tests.ui.browser_tools import WIDTHS
+from tests.ui.browser_tools import no_horizontal_scroll as _no_horizontal_scroll
+from tests.ui.browser_tools import shot as _shot
+from tests.ui.conftest import VALID_SESSION
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-WIDTHS = (420, 1024)
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    """The app in demo mode, as ``make demo-ui`` runs it (Secure cookie on http://127.0.0.1)."""
-    old = os.environ.get("KETAMINE_DEMO")
-    os.environ["KETAMINE_DEMO"] = "1"
-    try:
-        app = create_app(demo_settings(cookie_secure=True))
-    finally:
-        if old is None:
-            del os.environ["KETAMINE_DEMO"]
-        else:
-            os.environ["KETAMINE_DEMO"] = old
-    server = ThreadServer(app, lifespan="on").start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium "
-                    "(`make browser`, or apt-get install -y chromium) to run the browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _no_horizontal_scroll(page: object) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
-    inner = page.evaluate("window.innerWidth")  # type: ignore[attr-defined]
-    assert width <= inner, f"page is {width}px wide in a {inner}px window"
-
-
-def _shot(page: object, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("width", WIDTHS)
-def test_screening_then_session_in_chromium(browser: object, base_url: str, width: int) -> None:
+def test_screening_then_session_in_chromium(browser: object, demo_base_url: str,
+                                            width: int) -> None:
+    base_url = demo_base_url
     context = browser.new_context(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
     page = context.new_page()
     try:
@@ -102,7 +52,7 @@ def test_screening_then_session_in_chromium(browser: object, base_url: str, widt
 
         for name, value in VALID_SESSION.items():
             field = f"#f-{name.replace('.', '-')}"
-            if name in ("product", "moaas", "ready_to_leave"):
+            if page.locator(f"input[type=radio][name='{name}']").count():
                 page.locator(f"input[name='{name}'][value='{value}']").check()
             elif name == "route":
                 page.select_option(field, value)

@@ -65,7 +65,7 @@ def test_trd_documented_with_its_timeline(demo_client: TestClient) -> None:
     assert '<span id="eligibility-status">Treatment-resistant depression documented</span>' \
         in section
     assert "Dose adequacy was not assessed." in section
-    svg = _section(section, '<svg class="chart timeline" id="trials-timeline" role="img"',
+    svg = _section(section, '<svg class="chart trial-timeline" id="trials-timeline" role="img"',
                    "</svg>")
     assert 'aria-labelledby="trials-timeline-title trials-timeline-desc"' in svg
     assert '<title id="trials-timeline-title">Antidepressant trials in the record</title>' in svg

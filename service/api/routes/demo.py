@@ -29,9 +29,11 @@ from service.auth.cookies import ensure_browser_id
 from service.auth.session import ActiveLaunch, SmartSession, session_key
 from service.config import Settings
 from service.demo import demo_patients
-from service.fhir.transaction import TxEntry
+from service.fhir.transaction import TxEntry, build_transaction
 from service.render import charts
+from service.render.course_read import CourseRecords, read_course_records, split_resources
 from service.render.html import banner
+from service.render.session_form import session_defaults
 from service.render.session_input import SessionInput
 from service.screening.model import RawPatientData, ScreeningResult
 
@@ -74,6 +76,9 @@ class DemoSource:
         self.settings = settings
         self.patient_data = demo_index()[launch.session.patient or ""]
 
+    def now(self) -> datetime:
+        return DEMO_AS_OF
+
     async def patient(self) -> dict[str, Any]:
         return self.patient_data.resource
 
@@ -85,7 +90,8 @@ class DemoSource:
         observations = [r.model_dump(mode="json", exclude_none=True) for r in raw.resources
                         if r.get_resource_type() == "Observation"]
         return PageData(result, raw, self.patient_data.resource, charts.phq9_points(observations),
-                        charts.last_session_bp(observations))
+                        charts.last_session_bp(observations),
+                        first_session=charts.first_session_start(observations))
 
     async def save_screening(self, result: ScreeningResult, raw: RawPatientData) -> Written:
         write = workflow.preview_screening(result, raw)
@@ -96,6 +102,26 @@ class DemoSource:
         write = workflow.preview_session(session)
         return Written(_entries(write.entries), write.warnings,
                        write.bundle().model_dump_json(indent=2, exclude_none=True))
+
+    def _resources(self) -> list[dict[str, Any]]:
+        data = json.loads(self.patient_data.path.read_text(encoding="utf-8"))
+        return [e["resource"] for e in data.get("entry", []) if e.get("resource")]
+
+    async def course(self) -> CourseRecords:
+        found = split_resources(self._resources())
+        return read_course_records(found, charts.phq9_points(found["phq9"]))
+
+    async def session_defaults(self) -> tuple[dict[str, str], dict[str, str]]:
+        data = await self.load(None, history=False)
+        course = await self.course()
+        return session_defaults(course.last_documented(), data.result.findings)
+
+    async def save_course(self, item: workflow.CourseWrite, *,
+                          task: dict[str, Any] | None = None) -> Written:
+        entries = workflow.preview_course_write(item, task=task)
+        bundle = build_transaction(entries)
+        return Written(_entries(entries),
+                       bundle_json=bundle.model_dump_json(indent=2, exclude_none=True))
 
 
 @router.get("", summary="Demo launcher (stands in for the EHR)", response_class=HTMLResponse)

@@ -39,10 +39,11 @@ from service.render.html import (
     product_verdicts,
     smart_style_css,
 )
+from service.render.phq9 import phq9_outcome
 from service.render.session_form import form_choices, parse_session_form
 from service.render.texts import VERDICTS, limits_line
 
-__all__ = ["router"]
+__all__ = ["csrf_ok", "page_banner", "problem_page", "render", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def csrf_token(launch: ActiveLaunch) -> str:
     return hmac.new(launch.key.encode(), _CSRF_CONTEXT, hashlib.sha256).hexdigest()
 
 
-def _csrf_ok(launch: ActiveLaunch, token: str) -> bool:
+def csrf_ok(launch: ActiveLaunch, token: str) -> bool:
     return hmac.compare_digest(csrf_token(launch), token)
 
 
@@ -88,7 +89,7 @@ def render(request: Request, launch: ActiveLaunch, name: str, status: int = 200,
     return page
 
 
-def _problem_page(request: Request, launch: ActiveLaunch, err: ServiceError) -> HTMLResponse:
+def problem_page(request: Request, launch: ActiveLaunch, err: ServiceError) -> HTMLResponse:
     """The page's own error page (inside the app's frame, with its navigation): 502 when the EHR
     failed us, 400 for anything else."""
     log.warning("page %s for patient %s: %s", route_template(request.scope),
@@ -110,8 +111,9 @@ async def screening_page(request: Request, launch: RequireSession, source: PageS
     try:
         data = await source.load(None, history=True)
     except ServiceError as err:
-        return _problem_page(request, launch, err)
+        return problem_page(request, launch, err)
     result = data.result
+    outcome = phq9_outcome(data.phq9, data.first_session)
     return render(
         request, launch, "screening.html",
         patient=banner(data.patient, result.patient.removeprefix("Patient/")),
@@ -121,7 +123,8 @@ async def screening_page(request: Request, launch: RequireSession, source: PageS
         limits=limits_line(result.thresholds),
         as_of=result.as_of.isoformat().replace("+00:00", "Z"),
         groups=group_findings(result), problems=data.raw.problems,
-        phq9=charts.phq9_chart(data.phq9) if data.phq9 else None,
+        phq9=charts.phq9_chart(data.phq9, outcome=outcome) if data.phq9 else None,
+        outcome=outcome,
         last_session=_bp_chart(settings, data.last_session) if data.last_session else None,
         history_problem=data.history_problem)
 
@@ -131,7 +134,7 @@ async def screening_page(request: Request, launch: RequireSession, source: PageS
 async def save_screening(request: Request, launch: RequireSession, source: PageSourceDep,
                          csrf: Annotated[str, Form(max_length=128)] = "",
                          as_of: Annotated[str, Form(max_length=64)] = "") -> HTMLResponse:
-    if not _csrf_ok(launch, csrf):
+    if not csrf_ok(launch, csrf):
         return render(request, launch, "problem.html", 403, patient_id=launch.session.patient,
                       message="This form expired or did not come from this app. Go back, "
                               "reload the page and save again.")
@@ -143,7 +146,7 @@ async def save_screening(request: Request, launch: RequireSession, source: PageS
         data = await source.load(when, history=False)
         written = await source.save_screening(data.result, data.raw)
     except ServiceError as err:
-        return _problem_page(request, launch, err)
+        return problem_page(request, launch, err)
     return render(request, launch, "saved.html", patient_id=launch.session.patient or "",
                   patient=banner(data.patient, launch.session.patient or ""),
                   verdict=VERDICTS[data.result.verdict.label], written=written,
@@ -151,12 +154,13 @@ async def save_screening(request: Request, launch: RequireSession, source: PageS
 
 
 def _session_context(form_values: dict[str, str], adverse: list[str],
-                     errors: dict[str, str], summary: list[tuple[str, str]]) -> dict[str, Any]:
+                     errors: dict[str, str], summary: list[tuple[str, str]],
+                     notes: dict[str, str] | None = None) -> dict[str, Any]:
     return {"values": form_values, "adverse": adverse, "errors": errors, "summary": summary,
-            **form_choices()}
+            "notes": notes or {}, **form_choices()}
 
 
-async def _banner(source: Source, launch: ActiveLaunch) -> Banner | None:
+async def page_banner(source: Source, launch: ActiveLaunch) -> Banner | None:
     """The banner when the EHR wants one (read failures then surface as a problem page)."""
     if not launch.session.need_patient_banner:
         return None
@@ -169,12 +173,22 @@ async def session_form(request: Request, launch: RequireSession,
     values = {"session_id": f"s-{secrets.token_hex(8)}",
               "session_date": datetime.now(UTC).date().isoformat(), "tz": "UTC"}
     try:
-        patient = await _banner(source, launch)
+        patient = await page_banner(source, launch)
     except ServiceError as err:
-        return _problem_page(request, launch, err)
+        return problem_page(request, launch, err)
+    try:
+        defaults, notes = await source.session_defaults()
+        note = ("Pre-filled from the last session (product, dose, route, setting) and the "
+                "latest screen (concomitant medications): check each before saving."
+                if "product" in notes else "Pre-filled from the latest screen (concomitant "
+                "medications): check each before saving.")
+    except FhirError as err:
+        log.warning("session form pre-fill for patient=%s: %s", launch.session.patient, err)
+        defaults, notes = {}, {}
+        note = "The last session and the screen could not be read: nothing is pre-filled."
     return render(request, launch, "session.html", patient=patient,
-                  patient_id=launch.session.patient or "",
-                  **_session_context(values, [], {}, []))
+                  patient_id=launch.session.patient or "", prefill_note=note,
+                  **_session_context({**defaults, **values}, [], {}, [], notes))
 
 
 @router.post("/session", summary="Record a treatment session", response_class=HTMLResponse)
@@ -184,13 +198,13 @@ async def session_submit(request: Request, launch: RequireSession, source: PageS
     values = {k: v for k, v in posted.multi_items() if isinstance(v, str) and k != "ae"}
     adverse = [v for v in posted.getlist("ae") if isinstance(v, str)]
     patient_id = launch.session.patient or ""
-    if not _csrf_ok(launch, values.pop("csrf", "")):
+    if not csrf_ok(launch, values.pop("csrf", "")):
         return render(request, launch, "problem.html", 403, patient_id=patient_id,
                       message="This form expired or did not come from this app. Go back, "
                               "reload the page and submit again.")
     checked = parse_session_form(values, adverse, patient_id=patient_id)
     try:
-        patient = await _banner(source, launch)
+        patient = await page_banner(source, launch)
         if checked.session is None:
             return render(request, launch, "session.html", 422, patient=patient,
                           patient_id=patient_id,
@@ -198,13 +212,13 @@ async def session_submit(request: Request, launch: RequireSession, source: PageS
                                              checked.error_list()))
         written = await source.save_session(checked.session)
     except ServiceError as err:
-        return _problem_page(request, launch, err)
+        return problem_page(request, launch, err)
     session = checked.session
     chart = _bp_chart(settings, charts.session_bp_points(session.pre_dose, session.at_40_min,
                                                          session.discharge))
     return render(request, launch, "saved.html", patient=patient, patient_id=patient_id,
                   written=written, heading="Treatment session recorded", chart=chart,
-                  session=session)
+                  session=session, print_href=f"/app/session/{session.session_id}/print")
 
 
 @router.get("/smart-style.css", summary="The EHR's SMART style as CSS variables")

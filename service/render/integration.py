@@ -1,0 +1,85 @@
+"""An integration (psychotherapy) session after a dosing session, as a FHIR R4 Procedure.
+
+Why a Procedure (https://hl7.org/fhir/R4/procedure.html) and not an Encounter: what the clinic
+documents is the therapy given (code, who gave it, how long, a note), which is a Procedure's
+content; an Encounter would add only the visit around it. ``code`` is SNOMED CT Psychotherapy and
+``category`` how it was held (the session CodeSystem's ``integration-modality``: category is the
+element R4 gives "for searching, sorting and display"); ``performedPeriod`` the date, start and
+duration; ``performer.actor`` the therapist by name (a display-only reference: the therapist need
+not be the user documenting, who is ``recorder``); ``note`` the short note (never logged).
+``reasonReference`` points at the dosing session's Observation: R4 allows Observation there
+("why the procedure was performed"), and an integration session is held because of the dosing
+session it follows (``partOf`` would make it a step of the dose, ``basedOn`` needs a
+CarePlan or ServiceRequest). Codes: ``fhir_maps/treatment-course.yaml``.
+
+The identifier derives from the patient and the integration id, so one transaction (Procedure and
+Provenance) sent twice leaves one Procedure. Building only: the write is service.workflow's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fhir.resources.R4B.procedure import Procedure
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from service.fhir.codesystems import CS_SESSION, IDENTIFIER_BASE, display
+from service.fhir.transaction import TxEntry
+from service.render.course_map import course_map
+from service.render.session_items import ModalityCode
+from service.render.writeback import app_device_entry, provenance_entry
+
+__all__ = ["INTEGRATION_SYSTEM", "IntegrationInput", "build_integration_write"]
+
+INTEGRATION_SYSTEM = f"{IDENTIFIER_BASE}/integration"
+_FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+
+
+class IntegrationInput(BaseModel):
+    """One integration session as the clinician records it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    integration_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    patient_id: Annotated[str, Field(pattern=_FHIR_ID)]
+    practitioner_id: Annotated[str | None, Field(pattern=_FHIR_ID)] = None
+    start: AwareDatetime
+    minutes: Annotated[int, Field(ge=5, le=480)]
+    modality: ModalityCode
+    clinician: Annotated[str, Field(min_length=1, max_length=200)]
+    note: Annotated[str | None, Field(max_length=2000)] = None
+    follows: Annotated[str, Field(pattern=r"^Observation/[A-Za-z0-9\-.]{1,64}$",
+                                  description="the dosing session's Observation")]
+
+
+def build_integration_write(session: IntegrationInput, *, now: datetime) -> list[TxEntry]:
+    """The Procedure recording ``session`` and its Provenance."""
+    codes = course_map().integration
+    key = f"Patient/{session.patient_id}/integration/{session.integration_id}"
+    recorder = ({"reference": f"Practitioner/{session.practitioner_id}"}
+                if session.practitioner_id else None)
+    procedure = Procedure.model_validate({
+        "identifier": [{"system": INTEGRATION_SYSTEM, "value": key}],
+        "status": "completed",
+        "category": {"coding": [{"system": CS_SESSION, "code": session.modality,
+                                 "display": display(CS_SESSION, session.modality)}],
+                     "text": display(CS_SESSION, session.modality)},
+        "code": {"coding": [{"system": codes.procedure.system, "code": codes.procedure.code,
+                             "display": codes.procedure.display}],
+                 "text": "Integration session (psychotherapy)"},
+        "subject": {"reference": f"Patient/{session.patient_id}"},
+        "performedPeriod": {"start": session.start,
+                            "end": session.start + timedelta(minutes=session.minutes)},
+        "recorder": recorder,
+        "performer": [{"actor": {"display": session.clinician}}],
+        "reasonReference": [{"reference": session.follows, "display": "Dosing session"}],
+        "note": [{"text": session.note}] if session.note else None,
+    })
+    entry = TxEntry(procedure, INTEGRATION_SYSTEM, key)
+    device = app_device_entry()
+    provenance = provenance_entry(
+        f"{key}/provenance", [entry], device=device,
+        device_role="assembler" if session.practitioner_id else "author",
+        practitioner=session.practitioner_id, practitioner_role="author", recorded=now)
+    return [device, entry, provenance]
