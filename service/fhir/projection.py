@@ -166,5 +166,6 @@ def _expected(what: str) -> str:
 
 def as_json(resource: Projected) -> dict[str, Any]:
     """The projected elements as JSON-ready builtins (absent elements left out)."""
-    data: dict[str, Any] = msgspec.to_builtins(resource)
+    # Through JSON rather than to_builtins: the read model's tuples come back as lists.
+    data: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(resource))
     return data

@@ -86,14 +86,22 @@ def _missing(choice: str) -> ValueError:
 # -- Data types (https://hl7.org/fhir/R4/datatypes.html) -----------------------------------------
 
 
-class Coding(_Element, kw_only=True):
+class _Value(Struct, kw_only=True, omit_defaults=True, gc=False, frozen=True):
+    """Base of the data types that are hashable values (frozen, lists as tuples; msgspec and mypy
+    want ``frozen`` said on each class)."""
+
+
+class Coding(_Value, kw_only=True, frozen=True):
     system: Uri | None = None
     code: Code | None = None
     display: String | None = None
 
 
-class CodeableConcept(_Element, kw_only=True):
-    coding: list[Coding] | None = None
+class CodeableConcept(_Value, kw_only=True, frozen=True):
+    """Frozen, with its codings in a tuple, so that it is a hashable value: the normaliser keys
+    its memo of concepts on it (hashed in C)."""
+
+    coding: tuple[Coding, ...] | None = None
     text: String | None = None
 
 

@@ -183,7 +183,7 @@ def same(ours: object, theirs: object, where: str) -> None:
                 assert getattr(ours, name) == theirs.get_resource_type(), where  # type: ignore[attr-defined]
                 continue
             same(getattr(ours, name), getattr(theirs, name, None), f"{where}.{name}")
-    elif isinstance(ours, list):
+    elif isinstance(ours, list | tuple):  # (a CodeableConcept's codings are a tuple)
         assert isinstance(theirs, list) and len(ours) == len(theirs), where
         for index, (a, b) in enumerate(zip(ours, theirs, strict=True)):
             same(a, b, f"{where}[{index}]")
