@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A malformed map must stop start-up, so it is loaded before the first request.
         services.ruleset, _ = load_ruleset()
         yield
+        await services.fhir.aclose()
         await services.store.close()
 
     app = FastAPI(

@@ -3,31 +3,31 @@ screening, the REST API, CDS Hooks and the clinician's pages alike.
 
 Plain async functions over the pipeline stages: fetch (``service.fhir``), screen
 (``service.screening``), build (``service.render``), and submit (``service.fhir.transaction``).
-No web framework here. Parsing a large Bundle and screening it are CPU work, so both run in a
-worker thread and never block the event loop. The blood-pressure policy and the evaluation time
-are decided here, from the settings, for every caller; the ruleset is the settings' unless a
-caller (the command line's ``--ruleset``) names another.
+No web framework here. Decoding a large Bundle and screening it are CPU work: a small one (a
+millisecond or less) is done on the event loop, a larger one in the one screening thread
+(:func:`_cpu`), so the loop stays free for other requests. The blood-pressure policy and the
+evaluation time are decided here, from the settings, for every caller; the ruleset is the
+settings' unless a caller (the command line's ``--ruleset``) names another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-
-import anyio.to_thread
+from typing import Any, TextIO, TypeVar
 
 from service import population
 from service.config import Settings
 from service.demo import demo_patients
 from service.errors import BundleError
 from service.fhir import codesystems
-from service.fhir.bundle import load_bundle, parse_bundle
+from service.fhir.bundle import collect, load_bundle, parse_bundle
 from service.fhir.client import FhirClient
 from service.fhir.prefetch import PREFETCH, Connect, draft_orders, gather_records
 from service.fhir.record import LOINC
@@ -43,7 +43,11 @@ from service.screening.model import RawPatientData, ScreeningResult
 from service.screening.orders import holds_ketamine
 from service.screening.ruleset import load_ruleset
 
+T = TypeVar("T")
+
 __all__ = [
+    "INLINE_BYTES",
+    "INLINE_RECORDS",
     "HookCall",
     "Products",
     "SessionWritten",
@@ -104,12 +108,31 @@ def screen_records(raw: RawPatientData, *, as_of: datetime | None, settings: Set
                   ruleset=ruleset or settings.ruleset, products=products)
 
 
+INLINE_RECORDS = 100
+"""Records screened on the event loop at most: 100 take about a millisecond of CPU
+(bench/profile_screening.py); more go to the screening thread."""
+INLINE_BYTES = 64 * 1024
+"""The same bound for a Bundle sent as JSON (about 100 records)."""
+
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="screening")
+"""One thread: screening holds the GIL, so more threads would only take turns, and each would
+take the GIL from the event loop as often."""
+
+
+async def _cpu(work: Callable[[], T], *, small: bool) -> T:
+    """``work`` on the loop when ``small``, else in the screening thread (context kept)."""
+    if small:
+        return work()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_WORKER, contextvars.copy_context().run, work)
+
+
 async def screen_raw(raw: RawPatientData, *, as_of: datetime | None, settings: Settings,
                      ruleset: str | None = None, products: Products = None) -> ScreeningResult:
-    """Screen records already read (in a worker thread)."""
+    """Screen records already read (off the event loop when there are many)."""
     run = functools.partial(screen_records, raw, as_of=as_of, settings=settings,
                             ruleset=ruleset, products=products)
-    return await anyio.to_thread.run_sync(run)
+    return await _cpu(run, small=len(raw.resources) <= INLINE_RECORDS)
 
 
 def screen_file(path: Path, patient_id: str | None, *, as_of: datetime | None,
@@ -131,13 +154,8 @@ def demo_screenings(*, as_of: datetime,
 def _parse_and_screen(data: object, source: str, patient_id: str | None, as_of: datetime,
                       policy: BloodPressurePolicy,
                       ruleset: str) -> tuple[ScreeningResult, RawPatientData]:
-    if isinstance(data, bytes | bytearray):
-        if not data.strip():
-            raise BundleError(f"{source}: empty; send a FHIR Bundle")
-        try:
-            data = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise BundleError(f"{source}: not JSON ({type(exc).__name__})") from None
+    if isinstance(data, bytes | bytearray) and not data.strip():
+        raise BundleError(f"{source}: empty; send a FHIR Bundle")
     raw = parse_bundle(data, source, patient_id)
     return screen(raw, as_of, policy=policy, ruleset=ruleset), raw
 
@@ -146,13 +164,15 @@ async def screen_bundle(data: bytes | Mapping[str, Any] | object, *,
                         source: str = "request body", patient_id: str | None = None,
                         as_of: datetime | None,
                         settings: Settings) -> tuple[ScreeningResult, RawPatientData]:
-    """Parse a FHIR Bundle (JSON bytes, or decoded JSON) and screen it, in a worker thread.
+    """Decode a FHIR Bundle (JSON bytes, or decoded JSON) and screen it (off the event loop
+    when it is large).
 
     Raises ``BundleError`` when the data is not JSON, not a Bundle, or holds nothing usable.
     """
     run = functools.partial(_parse_and_screen, data, source, patient_id,
                             evaluation_time(as_of), bp_policy(settings), settings.ruleset)
-    return await anyio.to_thread.run_sync(run)
+    small = isinstance(data, bytes | bytearray) and len(data) <= INLINE_BYTES
+    return await _cpu(run, small=small)
 
 
 async def screen_from_fhir(client: FhirClient, patient_id: str, *, as_of: datetime | None,
@@ -261,10 +281,10 @@ async def read_history(client: FhirClient, patient_id: str) -> list[dict[str, An
     """PHQ-9 totals and this app's session BP panels (FhirError when the server fails)."""
     patient = ("patient", f"Patient/{patient_id}")
     found = await asyncio.gather(
-        client.search("Observation", [patient, ("code", f"{LOINC}|{PHQ9_TOTAL}")]),
-        client.search("Observation", [patient, ("code", f"{LOINC}|85354-9"),
-                                      ("identifier", f"{SESSION_SYSTEM}|")]))
-    return [r for result in found for r in result.matches]
+        client.search_json("Observation", [patient, ("code", f"{LOINC}|{PHQ9_TOTAL}")]),
+        client.search_json("Observation", [patient, ("code", f"{LOINC}|85354-9"),
+                                           ("identifier", f"{SESSION_SYSTEM}|")]))
+    return [r for matches in found for r in matches]
 
 
 # -- CDS Hooks ----------------------------------------------------------------------------------
@@ -290,13 +310,12 @@ async def cds_cards(call: HookCall, *, connect: Connect,
     """The cards for one hook call, and the result behind them (None: no ketamine order, no
     cards). ``connect`` makes the client for what the prefetch lacks; PrefetchIncomplete when
     records stay missing."""
-    if not await anyio.to_thread.run_sync(_orders_hold_ketamine, call):
+    if not _orders_hold_ketamine(call):  # a few draft orders: on the loop
         return [], None
-    entries = await gather_records(call.prefetch, PREFETCH, call.patient_id, connect=connect)
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"resource": r} for r in entries]}
-    result, _ = await screen_bundle(bundle, source="prefetch", patient_id=call.patient_id,
-                                    as_of=None, settings=settings)
+    gathered = await gather_records(call.prefetch, PREFETCH, call.patient_id, connect=connect)
+    raw = collect([(None, r) for r in gathered.resources], gathered.problems, "prefetch",
+                  call.patient_id)
+    result = await screen_raw(raw, as_of=None, settings=settings)
     ruleset, _ = load_ruleset(settings.ruleset)
     cards = cards_for(result, hook_instance=call.hook_instance, base_url=settings.base_url,
                       sources=ruleset.sources)
