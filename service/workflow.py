@@ -4,19 +4,18 @@ screening, the REST API, CDS Hooks and the clinician's pages alike.
 Plain async functions over the pipeline stages: fetch (``service.fhir``), screen
 (``service.screening``), build (``service.render``), and submit (``service.fhir.transaction``).
 No web framework here. Decoding a large Bundle and screening it are CPU work: a small one (a
-millisecond or less) is done on the event loop, a larger one in the one screening thread
-(:func:`_cpu`), so the loop stays free for other requests. The blood-pressure policy and the
-evaluation time are decided here, from the settings, for every caller; the ruleset is the
-settings' unless a caller (the command line's ``--ruleset``) names another.
+millisecond or less) is done at once, a larger one in the CPU lane, one job per turn of the
+event loop (:func:`_cpu`), so that other requests are answered in between. The blood-pressure
+policy and the evaluation time are decided here, from the settings, for every caller; the
+ruleset is the settings' unless a caller (the command line's ``--ruleset``) names another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,27 +108,40 @@ def screen_records(raw: RawPatientData, *, as_of: datetime | None, settings: Set
 
 
 INLINE_RECORDS = 100
-"""Records screened on the event loop at most: 100 take about a millisecond of CPU
-(bench/profile_screening.py); more go to the screening thread."""
+"""Records screened at once, without waiting for the CPU lane: 100 take about a millisecond
+(bench/profile_screening.py)."""
 INLINE_BYTES = 64 * 1024
 """The same bound for a Bundle sent as JSON (about 100 records)."""
 
-_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="screening")
-"""One thread: screening holds the GIL, so more threads would only take turns, and each would
-take the GIL from the event loop as often."""
+_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+"""One lane per event loop (a semaphore belongs to its loop)."""
 
 
 async def _cpu(work: Callable[[], T], *, small: bool) -> T:
-    """``work`` on the loop when ``small``, else in the screening thread (context kept)."""
+    """``work`` on the event loop: at once when ``small``, else in the CPU lane.
+
+    The lane runs one larger job per turn of the loop (a semaphore of one: 4-5 ms at 500
+    records), so that between two jobs the loop answers everything else that is ready (a
+    ``/healthz``, the bytes of other requests) instead of running every ready screening back to
+    back. Not a worker thread: screening is pure Python and holds the GIL, and a thread holding
+    it makes the loop wait for the GIL (up to the 5 ms switch interval) after every socket call,
+    which under load slowed the whole process several times over (bench/service.py).
+    """
     if small:
         return work()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_WORKER, contextvars.copy_context().run, work)
+    lane = _LANES.get(loop)
+    if lane is None:
+        lane = _LANES[loop] = asyncio.Semaphore(1)
+    async with lane:
+        await asyncio.sleep(0)  # start on a fresh turn: what became ready meanwhile goes first
+        return work()
 
 
 async def screen_raw(raw: RawPatientData, *, as_of: datetime | None, settings: Settings,
                      ruleset: str | None = None, products: Products = None) -> ScreeningResult:
-    """Screen records already read (off the event loop when there are many)."""
+    """Screen records already read (in the CPU lane when there are many)."""
     run = functools.partial(screen_records, raw, as_of=as_of, settings=settings,
                             ruleset=ruleset, products=products)
     return await _cpu(run, small=len(raw.resources) <= INLINE_RECORDS)
@@ -164,8 +176,8 @@ async def screen_bundle(data: bytes | Mapping[str, Any] | object, *,
                         source: str = "request body", patient_id: str | None = None,
                         as_of: datetime | None,
                         settings: Settings) -> tuple[ScreeningResult, RawPatientData]:
-    """Decode a FHIR Bundle (JSON bytes, or decoded JSON) and screen it (off the event loop
-    when it is large).
+    """Decode a FHIR Bundle (JSON bytes, or decoded JSON) and screen it (in the CPU lane when
+    it is large).
 
     Raises ``BundleError`` when the data is not JSON, not a Bundle, or holds nothing usable.
     """

@@ -105,7 +105,7 @@ def check_code(value: str | None, element: str) -> None:
 
     ``value.split() == value.split(" ")`` is that pattern: it holds exactly when the text is
     tokens without whitespace joined by single spaces, no more, no fewer; ``str.split()`` and
-    the pattern's ``\s`` know the same (Unicode) whitespace.
+    the pattern's ``[^\\s]`` know the same (Unicode) whitespace.
     """
     if value is None or value in _CODES_SEEN:
         return

@@ -322,8 +322,11 @@ class _Normaliser:
         components = tuple([(one(c.code), quantity(c.valueQuantity))
                             for c in obs.component or ()])
         answer = one(obs.valueCodeableConcept) if obs.valueCodeableConcept else None
-        issued = obs.issued
-        known_from = effective if issued is None else _latest(effective, to_datetime(issued))
+        known_from = effective
+        if obs.issued is not None:  # (Synthea writes it on every Observation)
+            issued = to_datetime(obs.issued)
+            if issued is not None and (known_from is None or issued > known_from):
+                known_from = issued
         return ObservationFact(
             ref, one(obs.code), obs.status, effective, quantity(obs.valueQuantity), answer,
             components, known_from,

@@ -24,6 +24,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.fhir import record
 from service.fhir.bundle import parse_bundle
@@ -509,3 +511,23 @@ def test_dates_follow_the_calendar() -> None:
                 "2024-01-01T10:00Z", "2024-01-01T10:00:00+14:30", "2024-01-01\n", " 2024"):
         assert not stamp.search(bad), bad
     assert not instant.search("2024-01-01") and not full.search("2024-01-01T10:00:00Z")
+
+
+# -- The code grammar --------------------------------------------------------------------------
+
+CODE_ALPHABET = st.sampled_from(["a", "Z", "0", "-", ".", "|", " ", "\t", "\n", "\r", "\x0b",
+                                 "\x0c", "\x1c", "\x85", "\xa0", "\u2003", "\u3000", "é"])
+
+
+@given(st.text(CODE_ALPHABET, max_size=8) | st.text(max_size=8))
+def test_the_code_check_is_the_code_pattern(text: str) -> None:
+    import re
+
+    from service.fhir.primitives import CODE_PATTERN, check_code
+
+    try:
+        check_code(text, "code")
+        checked = True
+    except ValueError:
+        checked = False
+    assert checked is bool(re.search(CODE_PATTERN, text)), repr(text)
