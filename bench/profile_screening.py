@@ -1,9 +1,16 @@
-"""Where the CPU of one 500-record screening goes: cProfile of parse + screen, today and with the
-read-side projection in place of fhir.resources (a preview until it is wired in).
+"""Where the CPU of one 500-record screening goes: each stage timed, then cProfile of the whole.
 
-Run: ``.venv/bin/python -m bench.profile_screening [ROWS]``. Profiles ``REPEATS`` screenings of
-the bench.engine 500-record patient (JSON bytes in, contract out) and prints the functions with
-the most time of their own, then the pipeline's stages by cumulative time.
+Run: ``.venv/bin/python -m bench.profile_screening [ROWS]`` (also part of ``make bench``). The
+500-record patient of bench.engine, as JSON bytes, goes through what ``$evaluate`` does with a
+body: decode (``parse_bundle`` on the bytes: ``decode_bundle`` into the read model, then the
+patient's records assembled), screen (normalise, evaluate), the contract encoded as JSON.
+
+- stages: CPU ms per call, best of ``BEST_OF`` (no profiler: it inflates Python-heavy stages
+  several times over), beside ``json.loads`` on the same bytes and, for the record, what
+  fhir.resources took for the decode before the projection (tests/fhir/oracle.py);
+- :func:`cpu_per_screening`: min / median / max CPU ms of the whole, and its ratio to
+  ``json.loads`` (the goals: <= 5 ms, <= 2x);
+- the profile: functions with the most time of their own, under cProfile (CPU clock).
 """
 
 from __future__ import annotations
@@ -12,57 +19,43 @@ import cProfile
 import io
 import json
 import pstats
+import statistics
 import sys
 import time
 from collections.abc import Callable
 
+import msgspec
+
+from bench import goals
 from bench.engine import patient
-from service.fhir import bundle as bundle_module
-from service.fhir.bundle import parse_bundle
-from service.fhir.projection import decode_resource
+from service.fhir.bundle import collect, parse_bundle
 from service.fhir.read_bundle import decode_bundle
 from service.screening.engine import screen
 from service.screening.matching import default_matcher
 from service.screening.normalise import normalise
 from service.screening.rules import evaluate
 from tests.builders import AS_OF
+from tests.fhir import oracle
 
-REPEATS = 20
-STAGES = ("parse_bundle", "parse_resource", "decode_resource", "model_validate", "screen",
-          "normalise", "evaluate", "as_contract", "loads")
-
-
-def one(body: bytes) -> None:
-    raw = parse_bundle(json.loads(body), "bench")
-    json.dumps(screen(raw, AS_OF).as_contract())
-
-
-def profile(label: str, body: bytes, rows: int) -> None:
-    one(body)  # warm caches (terminology, concept memo) as a running service has them
-    began = time.process_time()
-    profiler = cProfile.Profile(time.process_time)  # CPU, not wall: the machine is shared
-    profiler.enable()
-    for _ in range(REPEATS):
-        one(body)
-    profiler.disable()
-    per = (time.process_time() - began) / REPEATS * 1000
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(rows)
-    print(f"\n=== {label}: {per:.1f} ms CPU per screening under the profiler "
-          f"({REPEATS} screenings) ===")
-    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
-    print(f"--- cumulative ms per screening, by stage ({label})")
-    for key, (_, calls, _, cumulative, _) in sorted(stats.stats.items(),  # type: ignore[attr-defined]
-                                                    key=lambda kv: -kv[1][3]):
-        if key[2] in STAGES:
-            print(f"  {key[2]:<18} {cumulative / REPEATS * 1000:>8.2f} ms  "
-                  f"({calls // REPEATS} calls)  {key[0].split('site-packages/')[-1]}:{key[1]}")
+BEST_OF = 30
+REPEATS = 60
+"""Screenings timed for the min / median / max."""
+PROFILED = 20
+GOAL_MS = 5.0
+GOAL_RATIO = 2.0
 
 
-def best_ms(fn: Callable[[], object], rounds: int = 30) -> float:
-    """CPU ms per call without the profiler (best of ``rounds``: the profiler inflates Python-
-    heavy code several times over, so stage shares come from here)."""
+def body_of(records: int = 500) -> bytes:
+    return json.dumps(patient(records, seed=records)).encode()
+
+
+def one(body: bytes) -> bytes:
+    """What ``$evaluate`` does with a body, without HTTP: bytes in, the contract's JSON out."""
+    result = screen(parse_bundle(body, "bench"), AS_OF)
+    return msgspec.json.encode(result.as_contract())
+
+
+def best_ms(fn: Callable[[], object], rounds: int = BEST_OF) -> float:
     best = float("inf")
     for _ in range(rounds):
         began = time.process_time()
@@ -71,45 +64,90 @@ def best_ms(fn: Callable[[], object], rounds: int = 30) -> float:
     return best * 1000
 
 
+def samples_ms(fn: Callable[[], object], rounds: int) -> list[float]:
+    out = []
+    for _ in range(rounds):
+        began = time.process_time()
+        fn()
+        out.append((time.process_time() - began) * 1000)
+    return out
+
+
+def cpu_per_screening(body: bytes) -> tuple[list[float], list[float]]:
+    """CPU ms of each of REPEATS screenings, and of json.loads on the same bytes, interleaved
+    (so that machine load falls on both alike)."""
+    one(body)  # warm caches (terminology, concept memo) as a running service has them
+    ours: list[float] = []
+    floor: list[float] = []
+    for _ in range(REPEATS):
+        ours += samples_ms(lambda: one(body), 1)
+        floor += samples_ms(lambda: json.loads(body), 1)
+    return ours, floor
+
+
+def record_goals(ours: list[float], floor: list[float]) -> None:
+    median, floor_median = statistics.median(ours), statistics.median(floor)
+    spread = f"{min(ours):.2f} / {median:.2f} / {max(ours):.2f} ms"
+    goals.record("cpu", "CPU per screening, 500 records (min/median/max)", spread,
+                 f"median <= {GOAL_MS:g} ms", median <= GOAL_MS)
+    ratio = median / floor_median
+    goals.record("cpu", "  the same, as a multiple of json.loads on the same bytes",
+                 f"{ratio:.2f}x (json.loads median {floor_median:.2f} ms)",
+                 f"<= {GOAL_RATIO:g}x", ratio <= GOAL_RATIO)
+
+
 def stages(body: bytes) -> None:
     matcher = default_matcher()
-    data = json.loads(body)
-    raw_today = parse_bundle(data, "bench")
-    facts = normalise(raw_today, matcher.terminology)
-    result = evaluate(facts, AS_OF, matcher)
     decoded = decode_bundle(body, "bench")
-    raw_projected = bundle_module._collect([(e.fullUrl, e.resource) for e in decoded.entries],
-                                           [], "bench", None)
+    raw = parse_bundle(body, "bench")
+    facts = normalise(raw, matcher.terminology)
+    result = evaluate(facts, AS_OF, matcher)
+    pairs = [(e.fullUrl, e.resource) for e in decoded.entries]
     rows = [
         ("json.loads (the floor)", best_ms(lambda: json.loads(body))),
-        ("parse_bundle, fhir.resources (today)", best_ms(lambda: parse_bundle(data, "bench"), 5)),
-        ("decode_bundle, projection (bytes in)", best_ms(lambda: decode_bundle(body, "bench"))),
-        ("  + assembling RawPatientData (_collect)", best_ms(
-            lambda: bundle_module._collect([(e.fullUrl, e.resource) for e in decoded.entries],
-                                           [], "bench", None))),
-        ("normalise (fhir.resources models)",
-         best_ms(lambda: normalise(raw_today, matcher.terminology))),
-        ("normalise (projected resources)",
-         best_ms(lambda: normalise(raw_projected, matcher.terminology))),
+        ("decode_bundle: bytes -> read model", best_ms(lambda: decode_bundle(body, "bench"))),
+        ("collect: the patient's records", best_ms(
+            lambda: collect(list(pairs), [], "bench", None))),
+        ("normalise", best_ms(lambda: normalise(raw, matcher.terminology))),
         ("evaluate", best_ms(lambda: evaluate(facts, AS_OF, matcher))),
-        ("as_contract + json.dumps", best_ms(lambda: json.dumps(result.as_contract()))),
+        ("contract + msgspec encode", best_ms(
+            lambda: msgspec.json.encode(result.as_contract()))),
+        ("all of it, fresh each time (one())", best_ms(lambda: one(body))),
+        ("before: fhir.resources decode alone", best_ms(
+            lambda: oracle.parse_bundle(json.loads(body), "bench"), 3)),
     ]
-    print("\n=== stages of one 500-record screening, CPU ms, best of 30, no profiler ===")
+    print(f"\n=== stages of one 500-record screening ({len(body) / 1024:.0f} kB), CPU ms, "
+          f"best of {BEST_OF}, no profiler ===")
     for name, ms in rows:
         print(f"  {name:<44} {ms:>8.2f}")
 
 
+def profile(body: bytes, rows: int) -> None:
+    one(body)
+    began = time.process_time()
+    profiler = cProfile.Profile(time.process_time)  # CPU, not wall: the machine is shared
+    profiler.enable()
+    for _ in range(PROFILED):
+        one(body)
+    profiler.disable()
+    per = (time.process_time() - began) / PROFILED * 1000
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(rows)
+    print(f"\n=== cProfile: {per:.1f} ms CPU per screening under the profiler "
+          f"({PROFILED} screenings; own time, ms per screening = tottime / {PROFILED}) ===")
+    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+
+
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 25
-    body = json.dumps(patient(500, seed=500)).encode()
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    body = body_of()
     stages(body)
-    profile("today (fhir.resources)", body, rows)
-    before = bundle_module.parse_resource
-    bundle_module.parse_resource = decode_resource  # type: ignore[assignment]
-    try:
-        profile("projection (preview)", body, rows)
-    finally:
-        bundle_module.parse_resource = before
+    ours, floor = cpu_per_screening(body)
+    print(f"\nCPU per screening: min {min(ours):.2f}, median {statistics.median(ours):.2f}, "
+          f"max {max(ours):.2f} ms; json.loads median {statistics.median(floor):.2f} ms "
+          f"({REPEATS} each, interleaved)")
+    record_goals(ours, floor)
+    profile(body, rows)
 
 
 if __name__ == "__main__":

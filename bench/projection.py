@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python -m bench.projection`` (also part of ``make bench``). Each candidate reads
 the same Bundle bytes into objects holding the elements screening reads, with the same checks
 (types, FHIR date/dateTime/instant/code/id grammar, finite numbers), or (the first rows) only
-decodes JSON:
+decodes JSON (codes are checked in the Structs' ``__post_init__``, which the walk builds too;
+the pydantic copy checks their length only):
 
 - ``json.loads`` / ``orjson.loads`` / ``msgspec`` untyped: JSON to dicts, no checks (the floor);
 - **msgspec Structs** (``service.fhir.read_bundle.decode_bundle``): bytes straight into the read
@@ -14,7 +15,8 @@ decodes JSON:
   same Structs (the walk is compiled once per class from the read model's own type info);
 - slim pydantic: pydantic v2 models generated from the same read model (same fields, same
   patterns), ``model_validate_json`` on the bytes with a discriminated union on resourceType;
-- fhir.resources: what screening does today (``parse_bundle``: every element validated).
+- fhir.resources: what screening did before the projection (every element validated;
+  tests/fhir/oracle.py).
 
 Times are wall-clock per Bundle (min / median / max of ``ROUNDS`` runs, one core) and per record
 (median / records).
@@ -35,10 +37,10 @@ import orjson
 import pydantic
 
 from bench.engine import patient as engine_patient
-from service.fhir.bundle import parse_bundle
 from service.fhir.projection import decode_resource
 from service.fhir.read_bundle import decode_bundle
 from service.fhir.read_model import RESOURCE_TYPES
+from tests.fhir import oracle
 from tests.synthea_like import synthea_patient
 
 ROUNDS = 40
@@ -208,7 +210,7 @@ def candidates(body: bytes) -> list[tuple[str, Callable[[], object]]]:
                                         for e in json.loads(body)["entry"]]),
         ("orjson + typed walk", lambda: orjson_walk(body)),
         ("slim pydantic", lambda: adapter.validate_json(body)),
-        ("fhir.resources (today)", lambda: parse_bundle(json.loads(body), "bench")),
+        ("fhir.resources (before)", lambda: oracle.parse_bundle(json.loads(body), "bench")),
     ]
 
 

@@ -20,6 +20,8 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TextIO
 
+import msgspec
+
 from service import __version__, cli_help, workflow
 from service.clients import FhirClients
 from service.config import ENV_FILE_VARIABLE, Settings, load_settings
@@ -65,6 +67,10 @@ async def _connect(settings: Settings, base: str, *, write: bool = False) -> Fhi
     return client
 
 
+_ENCODER = msgspec.json.Encoder()
+"""Population NDJSON: one contract a line, as fast as it is screened."""
+
+
 def _emit(result: ScreeningResult, fmt: str, out: TextIO) -> None:
     if fmt == "json":
         out.write(json.dumps(result.as_contract(), indent=2) + "\n")
@@ -98,7 +104,7 @@ def run_population(fhir_base: str, out: TextIO, *, as_of: datetime, fmt: str = "
 
     def emit(result: ScreeningResult) -> None:
         if fmt == "json":
-            out.write(json.dumps(result.as_contract(), separators=(",", ":")) + "\n")
+            out.write(_ENCODER.encode(result.as_contract()).decode() + "\n")
 
     async def run() -> PopulationSummary:
         async with await _connect(settings, fhir_base) as client:

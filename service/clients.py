@@ -12,12 +12,17 @@
   server must then be an allowed issuer), else no token.
 * ``plain``: no token at all (test servers without auth).
 
-Only servers in ``KETAMINE_ALLOWED_ISSUERS`` are contacted with a token. Each client is opened per
-use (``async with``); a shared connection pool per server would be made here.
+Only servers in ``KETAMINE_ALLOWED_ISSUERS`` are contacted with a token. A client is opened per
+use (``async with``: one auth, one request id), but ``backend``, ``launch`` and ``cds`` clients send
+on one connection pool per server, kept for the process (``KETAMINE_FHIR_MAX_CONNECTIONS``) and
+closed by :meth:`FhirClients.aclose` at shutdown: no TCP and TLS handshake per request. A pool
+belongs to the event loop that made it; another loop gets its own. ``command_line`` and ``plain``
+(one-shot commands) own their connections.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 
 import httpx
@@ -55,10 +60,34 @@ class FhirClients:
         self._discovery = SmartDiscovery(ttl_seconds=settings.discovery_ttl_seconds,
                                          timeout=settings.fhir_timeout_seconds)
         self._auth: dict[tuple[str, bool], BackendServicesAuth] = {}
+        self._pools: dict[str, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+
+    def _pool(self, base_url: str) -> httpx.AsyncClient:
+        """The connection pool to ``base_url`` on the running loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        key = base_url.rstrip("/") + "/"
+        found = self._pools.get(key)
+        if found is None or found[0] is not loop or found[1].is_closed:
+            limit = self.settings.fhir_max_connections
+            pool = httpx.AsyncClient(
+                base_url=key, timeout=httpx.Timeout(self.settings.fhir_timeout_seconds),
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+                follow_redirects=False)
+            self._pools[key] = found = (loop, pool)
+        return found[1]
 
     def _client(self, base_url: str, auth: httpx.Auth | None,
                 request_id: str | None) -> FhirClient:
-        return FhirClient(base_url, settings=self.settings, auth=auth, request_id=request_id)
+        return FhirClient(base_url, settings=self.settings, auth=auth, request_id=request_id,
+                          http=self._pool(base_url))
+
+    async def aclose(self) -> None:
+        """Close the pools made on this loop (the app's shutdown); others are forgotten."""
+        loop = asyncio.get_running_loop()
+        pools, self._pools = self._pools, {}
+        for owner, pool in pools.values():
+            if owner is loop:
+                await pool.aclose()
 
     # -- REST API: Backend Services -------------------------------------------------------------
 
@@ -122,15 +151,19 @@ class FhirClients:
                            write: bool = False) -> tuple[FhirClient, str]:
         """The client for a server named on the command line, and how it authenticates
         (``bearer token``, ``backend services`` or ``none``)."""
+        # A one-shot command owns its connections: no pool outlives its event loop.
         if token:
-            return self._client(base_url, BearerToken(token), None), "bearer token"
+            return FhirClient(base_url, settings=self.settings,
+                              auth=BearerToken(token)), "bearer token"
         if self.settings.private_key_file is not None or self.settings.client_secret:
             if trusted(base_url, self.settings.allowed_issuers) is None:
                 raise InputError(f"{base_url} is not in KETAMINE_ALLOWED_ISSUERS: Backend Services "
                                  "credentials go only to an allowed FHIR server")
-            return await self.backend(base_url, write=write), "backend services"
-        return self._client(base_url, None, None), "none"
+            iss = self.issuer(base_url)
+            auth = await self.backend_auth(iss, write=write)
+            return FhirClient(iss, settings=self.settings, auth=auth), "backend services"
+        return self.plain(base_url), "none"
 
     def plain(self, base_url: str) -> FhirClient:
-        """A server without a token."""
-        return self._client(base_url, None, None)
+        """A server without a token (its own connections)."""
+        return FhirClient(base_url, settings=self.settings)

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     fhir_timeout_seconds: float = Field(default=10.0, gt=0)
     fhir_max_retries: int = Field(default=3, ge=0, le=10)
     fhir_page_size: int = Field(default=200, ge=10, le=1000)
+    fhir_max_connections: int = Field(default=32, ge=1, le=1000)
+    """Connections kept to each FHIR server, at most (one pool per server for the process);
+    requests beyond wait for a free one (within the timeout)."""
     bulk_poll_max_seconds: float = Field(default=5.0, gt=0, le=300)
     """Longest wait between Bulk Data status polls (servers such as HAPI always ask for 120 s)."""
 

@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if metrics is not None:
                 metrics.close()
+            await services.fhir.aclose()
             await services.store.close()
 
     app = FastAPI(

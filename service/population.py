@@ -20,7 +20,6 @@ holds at most ``concurrency`` patients' records at once.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 import time
@@ -28,13 +27,14 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TextIO, cast
+from typing import Protocol, TextIO, cast
+
+import msgspec
 
 from service.errors import BundleError, FhirError, FhirNotFound, FhirProtocolError, reported_error
 from service.fhir.bulk import BulkExport, Manifest, start_export
 from service.fhir.bundle import parse_bundle
 from service.fhir.client import FhirClient
-from service.fhir.paging import pages
 from service.fhir.references import Ref
 from service.fhir.spill import Spill
 from service.logs import pseudonym
@@ -62,6 +62,8 @@ class PopulationSummary:
     """Records that could not be used (unparseable, or a Medication not found)."""
     unattached: int = 0
     """Exported records whose patient was not in the export."""
+    skipped: int = 0
+    """Exported Observations no rule reads (dropped as they came in, as a search never asks)."""
     fetch_seconds: float = 0.0
     screen_seconds: float = 0.0
 
@@ -75,7 +77,8 @@ class PopulationSummary:
         lines += [f"  {'failed':<18} {self.failed:>9}",
                   f"  records read {self.records}"
                   + (f" ({_size(self.ndjson_bytes)} of NDJSON)" if self.ndjson_bytes else "")
-                  + f", unusable {self.problems}, without their patient {self.unattached}",
+                  + f", unusable {self.problems}, without their patient {self.unattached}"
+                  + (f", Observations no rule reads {self.skipped}" if self.skipped else ""),
                   f"  fetch {self.fetch_seconds:.1f} s, screening {self.screen_seconds:.1f} s "
                   f"({rate:.0f} patients/s), overall "
                   f"{self.patients / total if total else 0.0:.1f} patients/s"]
@@ -199,6 +202,7 @@ async def _run(client: FhirClient, *, screen: Screen, as_of: datetime, bp_window
         spill.finish()
         summary.records, summary.ndjson_bytes = spill.lines, spill.bytes
         summary.problems, summary.unattached = spill.unusable, spill.unattached()
+        summary.skipped = spill.skipped
         summary.fetch_seconds = time.monotonic() - started
         reporter.start(spill.patient_count())
         began = time.monotonic()
@@ -247,12 +251,14 @@ async def _download(job: BulkExport, manifest: Manifest, spill: Spill, sleep: Sl
 
 async def _resolve_medications(client: FhirClient, spill: Spill) -> None:
     """Medications a Group export could not carry: ``_id`` searches, MEDICATION_BATCH at a time
-    (service.fhir.quirks: group export types)."""
+    (service.fhir.quirks: group export types). Each arrives in the read model and goes into the
+    spill as its JSON (the elements screening reads: decoding it again gives the same)."""
     ndjson_bytes = spill.bytes
     for ids in spill.missing_medications():
         result = await client.search("Medication", [("_id", ",".join(ids))])
         for resource in result.matches:
-            spill.add(json.dumps(resource))
+            spill.add(msgspec.json.encode(resource))
+        spill.unusable += len(result.problems)
     spill.bytes = ndjson_bytes  # what was searched for is a record read, but not NDJSON
 
 
@@ -268,18 +274,10 @@ async def patient_ids(client: FhirClient, group: str | None) -> AsyncIterator[st
             if ref is not None and ref.type == "Patient" and ref.id:
                 yield ref.id
         return
-    first = await client.get_json("Patient", [("_count", str(client.page_size)),
-                                              ("_elements", "id")], what="Patient")
-
-    async def fetch_page(url: str) -> dict[str, Any]:
-        return await client.get_json(url, what="Patient")
-
-    async for page in pages(first, base_url=client.base_url, fetch_page=fetch_page,
-                            what="Patient"):
-        for entry in page.get("entry") or []:
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            if isinstance(resource, dict) and isinstance(resource.get("id"), str):
-                yield resource["id"]
+    async for page in client.search_pages("Patient", [("_elements", "id")]):
+        for entry in page.entries:
+            if entry.mode == "match" and entry.resource is not None and entry.resource.id:
+                yield entry.resource.id
 
 
 async def _by_search(client: FhirClient, *, screen: Screen, as_of: datetime, window: int,

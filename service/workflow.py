@@ -3,31 +3,30 @@ screening, the REST API, CDS Hooks and the clinician's pages alike.
 
 Plain async functions over the pipeline stages: fetch (``service.fhir``), screen
 (``service.screening``), build (``service.render``), and submit (``service.fhir.transaction``).
-No web framework here. Parsing a large Bundle and screening it are CPU work, so both run in a
-worker thread and never block the event loop. The blood-pressure policy and the evaluation time
-are decided here, from the settings, for every caller; the ruleset is the settings' unless a
-caller (the command line's ``--ruleset``) names another.
+No web framework here. Decoding a large Bundle and screening it are CPU work: a small one (a
+millisecond or less) is done at once, a larger one in the CPU lane, one job per turn of the
+event loop (:func:`_cpu`), so that other requests are answered in between. The blood-pressure
+policy and the evaluation time are decided here, from the settings, for every caller; the
+ruleset is the settings' unless a caller (the command line's ``--ruleset``) names another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
-
-import anyio.to_thread
+from typing import Any, TextIO, TypeVar
 
 from service import population
 from service.config import Settings
 from service.demo import demo_patients
 from service.errors import BundleError, InputError
 from service.fhir import codesystems
-from service.fhir.bundle import load_bundle, parse_bundle
+from service.fhir.bundle import collect, load_bundle, parse_bundle
 from service.fhir.client import FhirClient
 from service.fhir.prefetch import (
     PREFETCH,
@@ -56,7 +55,11 @@ from service.screening.model import RawPatientData, ScreeningResult
 from service.screening.orders import ordered_products
 from service.screening.ruleset import load_ruleset
 
+T = TypeVar("T")
+
 __all__ = [
+    "INLINE_BYTES",
+    "INLINE_RECORDS",
     "CourseWrite",
     "HookCall",
     "Products",
@@ -133,12 +136,44 @@ def screen_records(raw: RawPatientData, *, as_of: datetime | None, settings: Set
                            ruleset=ruleset or settings.ruleset, products=products))
 
 
+INLINE_RECORDS = 100
+"""Records screened at once, without waiting for the CPU lane: 100 take about a millisecond
+(bench/profile_screening.py)."""
+INLINE_BYTES = 64 * 1024
+"""The same bound for a Bundle sent as JSON (about 100 records)."""
+
+_LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary())
+"""One lane per event loop (a semaphore belongs to its loop)."""
+
+
+async def _cpu(work: Callable[[], T], *, small: bool) -> T:
+    """``work`` on the event loop: at once when ``small``, else in the CPU lane.
+
+    The lane runs one larger job per turn of the loop (a semaphore of one: 4-5 ms at 500
+    records), so that between two jobs the loop answers everything else that is ready (a
+    ``/healthz``, the bytes of other requests) instead of running every ready screening back to
+    back. Not a worker thread: screening is pure Python and holds the GIL, and a thread holding
+    it makes the loop wait for the GIL (up to the 5 ms switch interval) after every socket call,
+    which under load slowed the whole process several times over (bench/service.py).
+    """
+    if small:
+        return work()
+    loop = asyncio.get_running_loop()
+    lane = _LANES.get(loop)
+    if lane is None:
+        lane = _LANES[loop] = asyncio.Semaphore(1)
+    async with lane:
+        await asyncio.sleep(0)  # start on a fresh turn: what became ready meanwhile goes first
+        return work()
+
+
 async def screen_raw(raw: RawPatientData, *, as_of: datetime | None, settings: Settings,
                      ruleset: str | None = None, products: Products = None) -> ScreeningResult:
-    """Screen records already read (in a worker thread)."""
+    """Screen records already read (in the CPU lane when there are many)."""
     run = functools.partial(screen_records, raw, as_of=as_of, settings=settings,
                             ruleset=ruleset, products=products)
-    return await anyio.to_thread.run_sync(run)
+    return await _cpu(run, small=len(raw.resources) <= INLINE_RECORDS)
 
 
 def screen_file(path: Path, patient_id: str | None, *, as_of: datetime | None,
@@ -160,13 +195,8 @@ def demo_screenings(*, as_of: datetime,
 def _parse_and_screen(data: object, source: str, patient_id: str | None, as_of: datetime,
                       policy: BloodPressurePolicy, ruleset: str,
                       products: Products) -> tuple[ScreeningResult, RawPatientData]:
-    if isinstance(data, bytes | bytearray):
-        if not data.strip():
-            raise BundleError(f"{source}: empty; send a FHIR Bundle")
-        try:
-            data = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise BundleError(f"{source}: not JSON ({type(exc).__name__})") from None
+    if isinstance(data, bytes | bytearray) and not data.strip():
+        raise BundleError(f"{source}: empty; send a FHIR Bundle")
     raw = parse_bundle(data, source, patient_id)
     return _counted(screen(raw, as_of, policy=policy, ruleset=ruleset, products=products)), raw
 
@@ -176,14 +206,16 @@ async def screen_bundle(data: bytes | Mapping[str, Any] | object, *,
                         as_of: datetime | None, settings: Settings,
                         ruleset: str | None = None,
                         products: Products = None) -> tuple[ScreeningResult, RawPatientData]:
-    """Parse a FHIR Bundle (JSON bytes, or decoded JSON) and screen it, in a worker thread.
+    """Decode a FHIR Bundle (JSON bytes, or decoded JSON) and screen it (in the CPU lane when
+    it is large).
 
     Raises ``BundleError`` when the data is not JSON, not a Bundle, or holds nothing usable.
     """
     run = functools.partial(_parse_and_screen, data, source, patient_id,
                             evaluation_time(as_of), bp_policy(settings),
                             ruleset or settings.ruleset, products)
-    return await anyio.to_thread.run_sync(run)
+    small = isinstance(data, bytes | bytearray) and len(data) <= INLINE_BYTES
+    return await _cpu(run, small=small)
 
 
 async def screen_from_fhir(client: FhirClient, patient_id: str, *, as_of: datetime | None,
@@ -334,9 +366,9 @@ async def read_course(client: FhirClient, patient_id: str) -> CourseRecords:
     patient = ("patient", f"Patient/{patient_id}")
     names = list(COURSE_SEARCHES)
     results = await asyncio.gather(*(
-        client.search(COURSE_SEARCHES[name][0], [patient, *COURSE_SEARCHES[name][1]])
+        client.search_json(COURSE_SEARCHES[name][0], [patient, *COURSE_SEARCHES[name][1]])
         for name in names))
-    found = {name: result.matches for name, result in zip(names, results, strict=True)}
+    found = dict(zip(names, results, strict=True))
     return read_course_records(found, phq9_points(found["phq9"]))
 
 
@@ -356,10 +388,10 @@ async def read_history(client: FhirClient, patient_id: str) -> list[dict[str, An
     """PHQ-9 totals and this app's session BP panels (FhirError when the server fails)."""
     patient = ("patient", f"Patient/{patient_id}")
     found = await asyncio.gather(
-        client.search("Observation", [patient, ("code", f"{LOINC}|{PHQ9_TOTAL}")]),
-        client.search("Observation", [patient, ("code", f"{LOINC}|85354-9"),
-                                      ("identifier", f"{SESSION_SYSTEM}|")]))
-    return [r for result in found for r in result.matches]
+        client.search_json("Observation", [patient, ("code", f"{LOINC}|{PHQ9_TOTAL}")]),
+        client.search_json("Observation", [patient, ("code", f"{LOINC}|85354-9"),
+                                           ("identifier", f"{SESSION_SYSTEM}|")]))
+    return [r for matches in found for r in matches]
 
 
 # -- CDS Hooks ----------------------------------------------------------------------------------
@@ -387,15 +419,14 @@ async def cds_cards(call: HookCall, *, connect: Connect,
     cards). The order names the product screened for (both when it names both, or neither
     clearly). ``connect`` makes the client for what the prefetch lacks; PrefetchIncomplete when
     records stay missing."""
-    products = await anyio.to_thread.run_sync(_ordered_products, call, settings.ruleset)
+    products = _ordered_products(call, settings.ruleset)  # a few draft orders: on the loop
     if not products:
         return [], None
-    entries = await gather_records(call.prefetch, PREFETCH, call.patient_id, connect=connect,
-                                   optional=PREFETCH_OPTIONAL)
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"resource": r} for r in entries]}
-    result, _ = await screen_bundle(bundle, source="prefetch", patient_id=call.patient_id,
-                                    as_of=None, settings=settings, products=products)
+    gathered = await gather_records(call.prefetch, PREFETCH, call.patient_id, connect=connect,
+                                    optional=PREFETCH_OPTIONAL)
+    raw = collect([(None, r) for r in gathered.resources], gathered.problems, "prefetch",
+                  call.patient_id)
+    result = await screen_raw(raw, as_of=None, settings=settings, products=products)
     ruleset, _ = load_ruleset(settings.ruleset)
     cards = cards_for(result, hook_instance=call.hook_instance, base_url=settings.base_url,
                       ruleset=ruleset)

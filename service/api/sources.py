@@ -21,6 +21,7 @@ from service.clients import FhirClients
 from service.config import Settings
 from service.errors import FhirError, SessionExpired
 from service.fhir.client import FhirClient
+from service.fhir.projection import as_json
 from service.logs import pseudonym
 from service.render import charts
 from service.render.course_read import CourseRecords
@@ -152,10 +153,7 @@ class FhirSource:
 
 
 def _patient_json(raw: RawPatientData) -> dict[str, Any]:
-    if raw.patient is None:
-        return {}
-    data: dict[str, Any] = raw.patient.model_dump(mode="json", exclude_none=True)
-    return data
+    return as_json(raw.patient) if raw.patient is not None else {}
 
 
 def fhir_pages(settings: Settings, clients: FhirClients) -> PageSource:

@@ -7,8 +7,8 @@ Spec: https://hl7.org/fhir/uv/bulkdata/STU2/export.html. The flow:
 2. **Status** requests on that URL answer 202 (``X-Progress``, ``Retry-After``) while the export
    runs, then 200 with the manifest (``output[]``: ``type``, ``url``, ``count``).
 3. **Download** each ``output[].url`` as ``application/fhir+ndjson``, one resource per line;
-   :meth:`BulkExport.lines` streams them (``httpx`` ``stream`` + ``aiter_lines``) so a file is
-   never held in memory whole.
+   :meth:`BulkExport.lines` streams them (``httpx`` ``stream``, split into lines as bytes) so a
+   file is never held in memory whole.
 4. **Delete** the status URL when done, so the server may drop the files.
 
 A server that does not offer ``$export`` (no ``export`` operation in its CapabilityStatement, or
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import msgspec
 
 from service.errors import FhirError, FhirProtocolError, FhirTimeout, FhirUnavailable
 from service.fhir import quirks
@@ -175,8 +176,9 @@ class BulkExport:
             await self._sleep(quirks.capped_poll_wait(asked, backoff, self.max_poll_interval))
             backoff = min(backoff * 2, self.max_poll_interval)
 
-    async def lines(self, file: ExportFile, manifest: Manifest) -> AsyncIterator[str]:
-        """The non-blank lines of one NDJSON file, streamed; FhirError when the download fails.
+    async def lines(self, file: ExportFile, manifest: Manifest) -> AsyncIterator[bytes]:
+        """The non-blank lines of one NDJSON file (UTF-8, as sent: they are decoded once, later),
+        streamed; FhirError when the download fails.
 
         The access token goes only to the FHIR server's own origin: a file elsewhere is fetched
         without it, or refused when the manifest says it needs one.
@@ -192,9 +194,14 @@ class BulkExport:
                 if response.status_code >= 300:
                     await response.aread()
                     check_response(response, what=f"{file.type} export file")
-                async for line in response.aiter_lines():
-                    if line.strip():
-                        yield line
+                rest = b""
+                async for chunk in response.aiter_bytes():
+                    *complete, rest = (rest + chunk).split(b"\n")
+                    for line in complete:
+                        if line.strip():
+                            yield line.removesuffix(b"\r")
+                if rest.strip():
+                    yield rest.removesuffix(b"\r")
         except httpx.TimeoutException as exc:
             raise FhirTimeout(f"download of a {file.type} export file timed out") from exc
         except httpx.TransportError as exc:
@@ -216,8 +223,8 @@ class BulkExport:
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     """The manifest is plain JSON, not a FHIR resource: no ``resourceType`` check."""
     try:
-        data = response.json()
-    except ValueError as exc:
+        data = msgspec.json.decode(response.content)
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise FhirProtocolError("malformed JSON in the $export manifest") from exc
     if not isinstance(data, dict):
         raise FhirProtocolError("the $export manifest is not a JSON object")

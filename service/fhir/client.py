@@ -1,4 +1,5 @@
-"""Async FHIR R4 client: one ``httpx.AsyncClient``, bounded retries, FHIR error mapping.
+"""Async FHIR R4 client: an ``httpx.AsyncClient`` (its own, or a shared pool), bounded retries,
+FHIR error mapping; answers decoded once, straight into the read model where they are screened.
 
 Used as ``async with FhirClient(base_url, auth=...) as fhir:`` then
 ``data = await fhir.read_patient_data(...)``.
@@ -12,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 import httpx
+import msgspec
 
 from service.config import Settings, get_settings
 from service.errors import (
@@ -28,11 +30,13 @@ from service.errors import (
 )
 from service.fhir import record
 from service.fhir.capabilities import Capabilities, cached_capabilities
-from service.fhir.http import RetryPolicy, check_response, json_body, send_with_retry
-from service.fhir.paging import SearchResult, collect_pages
+from service.fhir.http import RetryPolicy, SendHook, check_response, json_body, send_with_retry
+from service.fhir.paging import JsonPage, SearchResult, json_page, pages, search_page
+from service.fhir.projection import Projected, decode_resource
+from service.fhir.read_bundle import DecodedBundle
 from service.fhir.references import MEDICATION_BATCH
 from service.logs import pseudonym
-from service.screening.model import RawPatientData
+from service.screening.model import RawPatientData, ReadProblem
 
 __all__ = ["FhirClient"]
 
@@ -42,7 +46,13 @@ FHIR_JSON = "application/fhir+json"
 
 
 class FhirClient:
-    """One FHIR server session. Not safe to share across event loops; cheap to create."""
+    """One FHIR server session (one auth, one request id). Not safe to share across event loops.
+
+    ``http`` is a connection pool to share (:class:`service.clients.FhirClients` keeps one per
+    server for the app): the session then sends on it with its own auth and headers and leaves it
+    open when closed. Without one, the session owns a client of its own (``transport`` is its
+    test seam) and closes it.
+    """
 
     def __init__(
         self,
@@ -54,38 +64,41 @@ class FhirClient:
         retry: RetryPolicy | None = None,
         page_size: int | None = None,
         capabilities: Capabilities | None = None,
-        on_request: Sequence[Callable[[httpx.Request], Awaitable[None]]] = (),
+        on_request: Sequence[SendHook] = (),
         request_id: str | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         """``capabilities`` stands in for the server's CapabilityStatement (the per-server cache is
         then neither read nor filled): a seam for tests of the search fallbacks, and for servers
         whose statement is known to be wrong. ``on_request`` hooks see every request as it is
-        sent (httpx request event hooks), retries included. ``request_id`` is sent as
-        ``X-Request-ID`` on every request (the id of the request we are serving, so the EHR's logs
-        and ours meet); without it each request gets a fresh id.
+        sent, retries included. ``request_id`` is sent as ``X-Request-ID`` on every request (the
+        id of the request we are serving, so the EHR's logs and ours meet); without it each
+        request gets a fresh id.
         """
         settings = settings or get_settings()
         self.base_url = base_url.rstrip("/") + "/"
         self.page_size = page_size or settings.fhir_page_size
         self.retry = retry or RetryPolicy(max_retries=settings.fhir_max_retries)
         self._capabilities = capabilities
+        self._auth = auth
+        self._hooks = tuple(on_request)
         self.requests_sent = 0
         """HTTP requests put on the wire, retries included (for measurements and tests)."""
-        headers = {"Accept": FHIR_JSON}
+        self._headers = {"Accept": FHIR_JSON}
         if request_id:
-            headers["X-Request-ID"] = request_id
-        self._http = httpx.AsyncClient(
+            self._headers["X-Request-ID"] = request_id
+        self._own = http is None
+        self._http = http if http is not None else httpx.AsyncClient(
             base_url=self.base_url,
-            auth=auth,
             transport=transport,
             timeout=httpx.Timeout(settings.fhir_timeout_seconds),
-            headers=headers,
             follow_redirects=False,
-            event_hooks={"request": [self._count_request, *on_request]},
         )
 
-    async def _count_request(self, request: httpx.Request) -> None:
+    async def _before_send(self, request: httpx.Request) -> None:
         self.requests_sent += 1
+        for hook in self._hooks:
+            await hook(request)
 
     async def __aenter__(self) -> Self:
         return self
@@ -94,13 +107,29 @@ class FhirClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._own:
+            await self._http.aclose()
 
     # -- HTTP ---------------------------------------------------------------------------------
 
     @property
     def timeout(self) -> httpx.Timeout:
         return self._http.timeout
+
+    def _request(self, method: str, url: str, *,
+                 params: Sequence[tuple[str, str]] | Mapping[str, str] | None = None,
+                 body: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> httpx.Request:
+        sent = {**self._headers, **(headers or {})}
+        content = None
+        if body is not None:
+            sent.setdefault("Content-Type", FHIR_JSON)
+            content = msgspec.json.encode(body)
+        query = None
+        if params:
+            query = httpx.QueryParams(params if isinstance(params, Mapping) else list(params))
+        return self._http.build_request(method, httpx.URL(self.base_url).join(url),
+                                        params=query, content=content, headers=sent)
 
     async def send(
         self,
@@ -115,20 +144,22 @@ class FhirClient:
         """One request on this session (same auth, limits and request id), retried when
         ``retry`` (idempotent requests only). The answer is returned whatever its status;
         transport failures raise FhirTimeout / FhirUnavailable."""
-        sent = dict(headers or {})
-        if body is not None:
-            sent.setdefault("Content-Type", FHIR_JSON)
-        query = None
-        if params:
-            query = httpx.QueryParams(params if isinstance(params, Mapping) else list(params))
-        request = self._http.build_request(method, url, params=query, json=body,
-                                           headers=sent or None)
-        return await send_with_retry(self._http, request, policy=self.retry, retry=retry)
+        request = self._request(method, url, params=params, body=body, headers=headers)
+        return await send_with_retry(self._http, request, policy=self.retry, retry=retry,
+                                     auth=self._auth, before_send=self._before_send)
 
-    def stream(self, url: str, *, headers: Mapping[str, str] | None = None
-               ) -> AbstractAsyncContextManager[httpx.Response]:
-        """``GET url`` on this session with the body left unread (``aiter_lines`` it)."""
-        return self._http.stream("GET", url, headers=headers)
+    @asynccontextmanager
+    async def stream(self, url: str, *, headers: Mapping[str, str] | None = None
+                     ) -> AsyncIterator[httpx.Response]:
+        """``GET url`` on this session with the body left unread (``aiter_bytes`` it)."""
+        request = self._request("GET", url, headers=headers)
+        await self._before_send(request)
+        response = await self._http.send(request, auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+                                         stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
 
     async def get_json(
         self, url: str, params: Sequence[tuple[str, str]] | None = None, *, what: str
@@ -154,22 +185,66 @@ class FhirClient:
         return await cached_capabilities(self.base_url, fetch)
 
     async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        """``GET [type]/[id]`` as JSON (for what is not screened: a Group, an OperationOutcome)."""
         return await self.get_json(f"{resource_type}/{resource_id}",
                                    what=f"{resource_type}/{resource_id}")
+
+    async def read_record(self, resource_type: str, resource_id: str
+                          ) -> tuple[Projected | None, ReadProblem | None]:
+        """``GET [type]/[id]`` in the read model, or the problem that makes it unreadable."""
+        what = f"{resource_type}/{resource_id}"
+        response = await self.send("GET", what, retry=True)
+        check_response(response, what=what)
+        resource, problem = decode_resource(response.content)
+        if problem is not None and "/" not in problem.reference:
+            json_body(response, what=what)  # not JSON, not a resource: a protocol error
+        return resource, problem
+
+    async def _page(self, url: str, params: Sequence[tuple[str, str]] | None,
+                    what: str) -> DecodedBundle:
+        response = await self.send("GET", url, params=params, retry=True)
+        check_response(response, what=what)
+        return search_page(response, what)
+
+    async def search_pages(self, resource_type: str, params: Sequence[tuple[str, str]]
+                           ) -> AsyncIterator[DecodedBundle]:
+        """Each page of ``GET [base]/[type]?params`` (``_count`` set to the page size), decoded
+        into the read model as it arrives."""
+        what = resource_type
+        first = await self._page(resource_type, [*params, ("_count", str(self.page_size))], what)
+
+        async def fetch_page(url: str) -> DecodedBundle:
+            return await self._page(url, None, what)
+
+        async for page in pages(first, base_url=self.base_url, fetch_page=fetch_page, what=what):
+            yield page
 
     async def search(
         self, resource_type: str, params: Sequence[tuple[str, str]]
     ) -> SearchResult:
-        """Every page of ``GET [base]/[type]?params`` (``_count`` set to the page size)."""
+        """Every page of ``GET [base]/[type]?params`` in the read model."""
+        result = SearchResult()
+        async for page in self.search_pages(resource_type, params):
+            result.add(page, resource_type)
+        return result
+
+    async def search_json(
+        self, resource_type: str, params: Sequence[tuple[str, str]]
+    ) -> list[dict[str, Any]]:
+        """The matches of every page as JSON objects, for what is not screened (the charts)."""
         what = resource_type
-        query = [*params, ("_count", str(self.page_size))]
-        first = await self.get_json(resource_type, query, what=what)
 
-        async def fetch_page(url: str) -> dict[str, Any]:
-            return await self.get_json(url, what=what)
+        async def fetch_page(url: str, query: Sequence[tuple[str, str]] | None = None
+                             ) -> JsonPage:
+            response = await self.send("GET", url, params=query, retry=True)
+            check_response(response, what=what)
+            return json_page(response, what)
 
-        return await collect_pages(first, base_url=self.base_url, fetch_page=fetch_page,
-                                   what=what)
+        first = await fetch_page(resource_type, [*params, ("_count", str(self.page_size))])
+        found: list[dict[str, Any]] = []
+        async for page in pages(first, base_url=self.base_url, fetch_page=fetch_page, what=what):
+            found += page.matches
+        return found
 
     async def count(self, resource_type: str, params: Sequence[tuple[str, str]]) -> int:
         """``total`` of ``[type]?params&_summary=count``."""
@@ -227,8 +302,7 @@ class FhirClient:
         for name, (rtype, params) in plan.items():
             jobs[name] = self.search(rtype, params)
         results = await _run_all(jobs, concurrent=concurrent)
-        # Validating hundreds of resources is CPU work: keep the event loop free meanwhile.
-        data = await asyncio.to_thread(record.assemble, patient_id, results)
+        data = record.assemble(patient_id, results)  # attribute reads only: cheap, on the loop
         missing = record.unresolved_medications(data, results, self.base_url)
         if missing:
             found = await self._read_medications(caps, missing)
@@ -239,23 +313,23 @@ class FhirClient:
                  (time.perf_counter() - started) * 1000)
         return data
 
-    async def _read_patient(self, patient_id: str) -> dict[str, Any]:
+    async def _read_patient(self, patient_id: str
+                            ) -> tuple[Projected | None, ReadProblem | None]:
         try:
-            return await self.read("Patient", patient_id)
+            return await self.read_record("Patient", patient_id)
         except FhirNotFound as exc:
             raise FhirNotFound(f"patient not found: Patient/{patient_id}",
                                status=exc.status, patient=patient_id) from exc
 
-    async def _read_medications(
-        self, caps: Capabilities, ids: Sequence[str]
-    ) -> list[dict[str, Any]]:
+    async def _read_medications(self, caps: Capabilities, ids: Sequence[str]) -> SearchResult:
         """Referenced Medications not brought by ``_include``: ``_id`` searches, else a batch."""
-        found: list[dict[str, Any]] = []
+        found = SearchResult()
         if caps.supports_search("Medication", "_id") or not caps.search_params:
             for start in range(0, len(ids), MEDICATION_BATCH):
                 chunk = ids[start:start + MEDICATION_BATCH]
                 result = await self.search("Medication", [("_id", ",".join(chunk))])
-                found.extend(result.matches)
+                found.matches += result.matches
+                found.problems += result.problems
             return found
         batch = {"resourceType": "Bundle", "type": "batch",
                  "entry": [{"request": {"method": "GET", "url": f"Medication/{mid}"}}
@@ -264,7 +338,11 @@ class FhirClient:
         for entry in answer.get("entry") or []:
             status = str((entry.get("response") or {}).get("status", ""))
             if status.startswith("2") and isinstance(entry.get("resource"), dict):
-                found.append(entry["resource"])
+                resource, problem = decode_resource(entry["resource"])
+                if resource is not None:
+                    found.matches.append(resource)
+                if problem is not None:
+                    found.problems.append(problem)
             elif not status.startswith("404") and not status.startswith("410"):
                 raise FhirProtocolError(f"batch read of Medication failed: {status}")
         return found

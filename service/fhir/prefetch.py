@@ -15,21 +15,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from service.errors import FhirError, PrefetchIncomplete
 from service.fhir.client import FhirClient
-from service.fhir.parse import parse_resource
+from service.fhir.projection import Projected, decode_resource
 from service.fhir.record import BP_CODES, OTHER_CODES, loinc_tokens
 from service.fhir.references import SCREENED_TYPES, missing_medications
-from service.screening.model import RawPatientData
+from service.screening.model import RawPatientData, ReadProblem
 
 __all__ = [
     "MAX_MEDICATION_READS",
     "PREFETCH",
     "PREFETCH_OPTIONAL",
     "Connect",
+    "Gathered",
     "bundle_resources",
     "draft_orders",
     "gather_records",
@@ -83,7 +85,7 @@ def draft_orders(orders: Mapping[str, Any], selections: Sequence[str] | None,
                  patient_id: str) -> RawPatientData:
     """A hook's ``context.draftOrders`` Bundle as records: its MedicationRequests (the selected
     ones, for order-select: ``context.selections`` holds ``MedicationRequest/<id>``) and the
-    Medications they may reference. CPU work: call it from a worker thread."""
+    Medications they may reference."""
     selected = set(selections or [])
     raw = RawPatientData(patient_id=patient_id)
     for data in bundle_resources(orders):
@@ -92,7 +94,7 @@ def draft_orders(orders: Mapping[str, Any], selections: Sequence[str] | None,
             continue
         if kind == "MedicationRequest" and selected and f"{kind}/{data.get('id')}" not in selected:
             continue
-        resource, _ = parse_resource(data)
+        resource, _ = decode_resource(data)
         if resource is None:
             continue
         if kind == "Medication":
@@ -102,6 +104,21 @@ def draft_orders(orders: Mapping[str, Any], selections: Sequence[str] | None,
     return raw
 
 
+@dataclass(slots=True)
+class Gathered:
+    """The records of a hook call in the read model, and those that could not be read."""
+
+    resources: list[Projected] = field(default_factory=list)
+    problems: list[ReadProblem] = field(default_factory=list)
+
+    def add(self, found: tuple[Projected | None, ReadProblem | None]) -> None:
+        resource, problem = found
+        if resource is not None:
+            self.resources.append(resource)
+        if problem is not None:
+            self.problems.append(problem)
+
+
 async def gather_records(
     prefetch: Mapping[str, Any] | None,
     templates: Mapping[str, str],
@@ -109,64 +126,82 @@ async def gather_records(
     *,
     connect: Connect,
     optional: Collection[str] = (),
-) -> list[dict[str, Any]]:
+) -> Gathered:
     """Every resource for ``patient_id``: the prefetch answers to ``templates`` (key -> query with
     ``{{context.patientId}}``), plus what the FHIR server gives for the missing keys and for
     unresolved Medication references. PrefetchIncomplete when a key stays unanswered, unless it
     is one of ``optional`` (then it is left out)."""
     prefetch = prefetch or {}
-    entries: list[dict[str, Any]] = []
+    gathered = Gathered()
     for key in templates:
-        entries.extend(bundle_resources(prefetch.get(key)))
+        for data in bundle_resources(prefetch.get(key)):
+            gathered.add(_prefetched(data, len(gathered.resources) + len(gathered.problems)))
     missing = [key for key in templates if key not in prefetch and key not in optional]
     extra = [key for key in templates if key not in prefetch and key in optional]
-    if not missing and not extra and not _unresolved_medications(entries):
-        return entries
+    if not missing and not extra and not _unresolved_medications(gathered.resources):
+        return gathered
     try:
         client = connect()
     except PrefetchIncomplete:
         if missing:
             raise
-        return entries
+        return gathered
     async with client:
         try:
             fetched = await asyncio.gather(
                 *(_fetch(client, templates[key], patient_id) for key in missing),
                 *(_fetch_optional(client, templates[key], patient_id) for key in extra))
-            entries += [r for found in fetched for r in found]
-            wanted = _unresolved_medications(entries)[:MAX_MEDICATION_READS]
-            entries += await asyncio.gather(*(client.read("Medication", mid) for mid in wanted))
+            for found in fetched:
+                gathered.resources += found.resources
+                gathered.problems += found.problems
+            wanted = _unresolved_medications(gathered.resources)[:MAX_MEDICATION_READS]
+            for read in await asyncio.gather(*(client.read_record("Medication", mid)
+                                               for mid in wanted)):
+                gathered.add(read)
         except FhirError as err:
             raise PrefetchIncomplete(
                 f"Prefetch incomplete and the FHIR server failed: {err}") from None
     log.info("cds: read %s from the FHIR server", ", ".join([*missing, *extra]) or "medications")
-    return entries
+    return gathered
 
 
-async def _fetch_optional(client: FhirClient, template: str,
-                          patient_id: str) -> list[dict[str, Any]]:
+def _prefetched(data: dict[str, Any], index: int
+                ) -> tuple[Projected | None, ReadProblem | None]:
+    """One prefetched resource; a problem without ``Type/id`` is named by its place among the
+    hook call's records (``entry[N]``)."""
+    resource, problem = decode_resource(data)
+    if problem is not None and "/" not in problem.reference:
+        problem = ReadProblem(f"entry[{index}]", problem.problem)
+    return resource, problem
+
+
+async def _fetch_optional(client: FhirClient, template: str, patient_id: str) -> Gathered:
     """An optional key: a server that cannot answer it gives nothing, not a failed call."""
     try:
         return await _fetch(client, template, patient_id)
     except FhirError as err:
         log.info("cds: optional prefetch %s not read (%s)", template.split("?", 1)[0],
                  type(err).__name__)
-        return []
+        return Gathered()
 
 
-async def _fetch(client: FhirClient, template: str, patient_id: str) -> list[dict[str, Any]]:
+async def _fetch(client: FhirClient, template: str, patient_id: str) -> Gathered:
     """One prefetch template run against the server (our ``_count`` gives way to paging)."""
     query = template.replace("{{context.patientId}}", patient_id)
+    found = Gathered()
     if "?" not in query:
         kind, rid = query.split("/", 1)
-        return [await client.read(kind, rid)]
+        found.add(await client.read_record(kind, rid))
+        return found
     kind, params = query.split("?", 1)
     pairs = [(k, v) for k, v in parse_qsl(params) if k != "_count"]
     result = await client.search(kind, pairs)
-    return result.matches + result.includes
+    found.resources = result.matches + result.includes
+    found.problems = result.problems
+    return found
 
 
-def _unresolved_medications(entries: list[dict[str, Any]]) -> list[str]:
-    """Ids of Medications referenced by a statement or request but not among ``entries``."""
-    have = {str(r.get("id")) for r in entries if r.get("resourceType") == "Medication"}
-    return missing_medications(entries, have)[0]
+def _unresolved_medications(resources: list[Projected]) -> list[str]:
+    """Ids of Medications referenced by a statement or request but not among ``resources``."""
+    have = {str(r.id) for r in resources if r.get_resource_type() == "Medication"}
+    return missing_medications(resources, have)[0]

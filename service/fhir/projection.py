@@ -140,7 +140,8 @@ def problem_from(ref: str, failure: str) -> ReadProblem:
     where = (found["where"] or "").removeprefix(".") if found else ""
     # A missing element and a choice given twice name the element inside the object.
     inside = (re.fullmatch(r"Object missing required field `(\w+)`", what)
-              or re.fullmatch(r"choice (\S+): (more than one form given|required)", what))
+              or re.fullmatch(r"(?:choice|element) (\S+): "
+                              r"(more than one form given|required|not a valid code)", what))
     if inside:
         where = f"{where}.{inside[1]}" if where else inside[1]
         text = "required" if what.startswith("Object") else inside[2]
@@ -166,5 +167,6 @@ def _expected(what: str) -> str:
 
 def as_json(resource: Projected) -> dict[str, Any]:
     """The projected elements as JSON-ready builtins (absent elements left out)."""
-    data: dict[str, Any] = msgspec.to_builtins(resource)
+    # Through JSON rather than to_builtins: the read model's tuples come back as lists.
+    data: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(resource))
     return data

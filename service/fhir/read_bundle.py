@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from service.errors import BundleError
-from service.fhir.primitives import Code, UnsignedInt, Uri
+from service.fhir.primitives import Code, UnsignedInt, Uri, check_code
 from service.fhir.projection import Projected, decode_resource
 from service.fhir.read_model import AnyResource
 from service.screening.model import ReadProblem
@@ -31,6 +31,9 @@ __all__ = ["BundleEntry", "DecodedBundle", "decode_bundle"]
 
 class Search(msgspec.Struct, gc=False):
     mode: Code | None = None
+
+    def __post_init__(self) -> None:
+        check_code(self.mode, "mode")
 
 
 class Link(msgspec.Struct, gc=False):
@@ -63,6 +66,9 @@ class _FastBundle(msgspec.Struct, gc=False):
     total: UnsignedInt | None = None
     link: list[Link] | None = None
     entry: list[_FastEntry] | None = None
+
+    def __post_init__(self) -> None:
+        check_code(self.type, "type")
 
 
 @dataclass(slots=True)
@@ -148,7 +154,7 @@ def _entry_by_entry(body: bytes | str, source: str) -> DecodedBundle:
             entries.append(entry)
         if problem is not None:
             problems.append(problem)
-    return DecodedBundle(_checked(loose.type, Code), _checked(loose.total, UnsignedInt),
+    return DecodedBundle(_code(loose.type), _checked(loose.total, UnsignedInt),
                          _next_url(_checked(loose.link, list[Link])), entries, problems)
 
 
@@ -186,6 +192,15 @@ def _checked(value: Any, kind: Any) -> Any:
         return msgspec.convert(value, kind) if value is not None else None
     except msgspec.ValidationError:
         return None
+
+
+def _code(value: Any) -> str | None:
+    code: str | None = _checked(value, Code)
+    try:
+        check_code(code, "type")
+    except ValueError:
+        return None
+    return code
 
 
 def _position(body: bytes | str, message: str) -> str:

@@ -7,17 +7,20 @@ code written against fhir.resources models (``obs.valueQuantity.value``, ``res.m
 unread: a record malformed only there is still screened. Values keep their JSON form (dates as
 written, numbers as ``float``); :mod:`service.fhir.primitives` gives the checks.
 
-Elements that R4 requires (min 1) are required here too where they are read (Observation.status
-and code, a Condition's subject...), and a choice element read here (``effective[x]``,
-``medication[x]``...) may have one form only, as fhir.resources checked: a record without them is
-unreadable, not silently dropped.
+Codes are checked in ``__post_init__`` (:func:`service.fhir.primitives.check_code`), the other
+primitives by the decoder. Elements that R4 requires (min 1) are required here too where they are
+read (Observation.status and code, a Condition's subject...), and a choice element read here
+(``effective[x]``, ``medication[x]``...) may have one form only, as fhir.resources checked: a
+record without them is unreadable, not silently dropped.
 
 Instances are msgspec Structs: decoded straight from JSON bytes (or converted from a dict) in C,
-without a per-field Python call (``__post_init__`` checks the choices). ``gc=False``: a decoded
-tree has no reference cycles.
+without a per-field Python call (``__post_init__`` checks the choices and the codes).
+``gc=False``: a decoded tree has no reference cycles.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 from msgspec import Struct
 
@@ -31,6 +34,7 @@ from service.fhir.primitives import (
     String,
     UnsignedInt,
     Uri,
+    check_code,
 )
 
 __all__ = [
@@ -86,14 +90,25 @@ def _missing(choice: str) -> ValueError:
 # -- Data types (https://hl7.org/fhir/R4/datatypes.html) -----------------------------------------
 
 
-class Coding(_Element, kw_only=True):
+class _Value(Struct, kw_only=True, omit_defaults=True, gc=False, frozen=True):
+    """Base of the data types that are hashable values (frozen, lists as tuples; msgspec and mypy
+    want ``frozen`` said on each class)."""
+
+
+class Coding(_Value, kw_only=True, frozen=True):
     system: Uri | None = None
     code: Code | None = None
     display: String | None = None
 
+    def __post_init__(self) -> None:
+        check_code(self.code, "code")
 
-class CodeableConcept(_Element, kw_only=True):
-    coding: list[Coding] | None = None
+
+class CodeableConcept(_Value, kw_only=True, frozen=True):
+    """Frozen, with its codings in a tuple, so that it is a hashable value: the normaliser keys
+    its memo of concepts on it (hashed in C)."""
+
+    coding: tuple[Coding, ...] | None = None
     text: String | None = None
 
 
@@ -115,6 +130,9 @@ class Quantity(_Element, kw_only=True):
     system: Uri | None = None
     code: Code | None = None
 
+    def __post_init__(self) -> None:
+        check_code(self.code, "code")
+
 
 class Range(_Element, kw_only=True):
     low: Quantity | None = None
@@ -134,6 +152,9 @@ class HumanName(_Element, kw_only=True):
     text: String | None = None
     family: String | None = None
     given: list[String] | None = None
+
+    def __post_init__(self) -> None:
+        check_code(self.use, "use")
 
 
 class Identifier(_Element, kw_only=True):
@@ -209,11 +230,17 @@ class ContainedResource(_Element, kw_only=True):
 class ReadResource(_Element, kw_only=True, tag_field="resourceType", tag=True):
     """Base of the projected resources; ``resourceType`` is the tag that picks the class."""
 
+    resource_type: ClassVar[str] = ""
+    """The class's FHIR type name (its tag), as a class attribute: read for every record."""
     id: Id | None = None
     meta: Meta | None = None
 
+    def __init_subclass__(cls, **config: Any) -> None:
+        super().__init_subclass__(**config)
+        cls.resource_type = cls.__name__
+
     def get_resource_type(self) -> str:
-        return str(self.__struct_config__.tag)
+        return self.resource_type
 
 
 class Patient(ReadResource, kw_only=True):
@@ -221,6 +248,9 @@ class Patient(ReadResource, kw_only=True):
     name: list[HumanName] | None = None
     gender: Code | None = None
     birthDate: Date | None = None
+
+    def __post_init__(self) -> None:
+        check_code(self.gender, "gender")
 
 
 class Condition(ReadResource, kw_only=True):
@@ -277,6 +307,7 @@ class Observation(ReadResource, kw_only=True):
     component: list[Component] | None = None
 
     def __post_init__(self) -> None:
+        check_code(self.status, "status")
         if ((self.effectiveDateTime is not None) + (self.effectivePeriod is not None)
                 + (self.effectiveInstant is not None)) > 1:
             raise _twice("effective[x]")
@@ -300,6 +331,7 @@ class _MedicationUse(ReadResource, kw_only=True):
     medicationReference: Reference | None = None
 
     def __post_init__(self) -> None:
+        check_code(self.status, "status")
         if self.medicationCodeableConcept is None:
             if self.medicationReference is None:
                 raise _missing("medication[x]")
@@ -330,6 +362,10 @@ class MedicationRequest(_MedicationUse, kw_only=True):
     note: list[Annotation] | None = None
     dosageInstruction: list[Dosage] | None = None
     dispenseRequest: DispenseRequest | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_code(self.intent, "intent")
 
 
 class MedicationDispense(_MedicationUse, kw_only=True):

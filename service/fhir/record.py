@@ -2,9 +2,8 @@
 
 The searches follow :data:`service.fhir.references.SCREENED_TYPES`, fitted to what the server's
 CapabilityStatement says it supports (https://hl7.org/fhir/R4/capabilitystatement.html).
-Resources are parsed with the **R4B** models of fhir.resources (R4B is wire-compatible with R4 for
-the resource types read here); one that fails to parse becomes a ReadProblem, never silently
-dropped.
+Each search page arrives decoded into the read model (:mod:`service.fhir.read_model`); a resource
+that cannot be read is a ReadProblem, never silently dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 from service.errors import FhirProtocolError
 from service.fhir.capabilities import Capabilities
 from service.fhir.paging import SearchResult
-from service.fhir.parse import parse_resource
+from service.fhir.projection import Projected
 from service.fhir.references import SCREENED_TYPES, missing_medications, resource_key
 from service.screening.engine import observation_search_codes
 from service.screening.model import RawPatientData, ReadProblem
@@ -25,12 +24,14 @@ __all__ = [
     "BP_CODES",
     "LOINC",
     "OTHER_CODES",
+    "WANTED_CODES",
     "SearchPlan",
     "add_medications",
     "assemble",
     "loinc_tokens",
     "plan_searches",
     "unresolved_medications",
+    "wanted_observation",
 ]
 
 LOINC = "http://loinc.org"
@@ -93,44 +94,49 @@ def plan_searches(caps: Capabilities, patient_id: str, since: datetime) -> Searc
     return plan
 
 
-def _wanted_observation(resource: Mapping[str, Any]) -> bool:
-    wanted = set(BP_CODES) | set(OTHER_CODES)
-    codings = (resource.get("code") or {}).get("coding") or []
-    return any(isinstance(c, dict) and c.get("system") == LOINC and c.get("code") in wanted
-               for c in codings)
+WANTED_CODES = frozenset(BP_CODES) | frozenset(OTHER_CODES)
 
 
-def _add(data: RawPatientData, resource: Mapping[str, Any]) -> Any:
-    version = (resource.get("meta") or {}).get("versionId")
-    if isinstance(version, str):
-        data.versions[resource_key(resource)] = version
-    model, problem = parse_resource(resource)
-    if problem is not None:
-        data.problems.append(problem)
-    return model
+def wanted_observation(code: Any) -> bool:
+    """Whether an Observation's ``code`` (a CodeableConcept, or anything with its
+    ``coding[].system`` and ``.code``) is one the rules read (a LOINC code of
+    :data:`WANTED_CODES`): where a search cannot ask by code, and for a Bulk export's lines."""
+    return code is not None and any(
+        c.system == LOINC and c.code in WANTED_CODES for c in code.coding or ())
+
+
+def _keep_version(data: RawPatientData, resource: Projected) -> None:
+    if resource.meta is not None and resource.meta.versionId:
+        data.versions[resource_key(resource)] = resource.meta.versionId
 
 
 def assemble(patient_id: str, results: Mapping[str, Any]) -> RawPatientData:
-    """RawPatientData from the Patient read (key ``Patient``) and the planned searches' results."""
+    """RawPatientData from the Patient read (key ``Patient``: the resource, or the problem that
+    made it unreadable) and the planned searches' results (each page already decoded)."""
     data = RawPatientData(patient_id=patient_id)
-    data.patient = _add(data, results["Patient"])
+    patient, problem = results["Patient"]
+    if patient is not None:
+        _keep_version(data, patient)
+        data.patient = patient
+    if problem is not None:
+        data.problems.append(problem)
     seen: set[str] = set()
     for name, result in results.items():
         if not isinstance(result, SearchResult):
             continue
+        data.problems += result.problems
         for resource in result.matches:
             key = resource_key(resource)
-            if key in seen or (name == "Observation:all" and not _wanted_observation(resource)):
+            if key in seen or (name == "Observation:all"
+                               and not wanted_observation(getattr(resource, "code", None))):
                 continue
             seen.add(key)
-            model = _add(data, resource)
-            if model is not None:
-                data.resources.append(model)
+            _keep_version(data, resource)
+            data.resources.append(resource)
         for resource in result.includes:
-            if resource.get("resourceType") == "Medication":
-                model = _add(data, resource)
-                if model is not None:
-                    data.medications[resource_key(resource)] = model
+            if resource.get_resource_type() == "Medication":
+                _keep_version(data, resource)
+                data.medications[resource_key(resource)] = resource
     return data
 
 
@@ -149,14 +155,14 @@ def unresolved_medications(
     return missing
 
 
-def add_medications(
-    data: RawPatientData, wanted: Iterable[str], found: Iterable[Mapping[str, Any]]
-) -> None:
-    for resource in found:
-        if resource.get("resourceType") == "Medication":
-            model = _add(data, resource)
-            if model is not None:
-                data.medications[resource_key(resource)] = model
+def add_medications(data: RawPatientData, wanted: Iterable[str], found: SearchResult) -> None:
+    """The Medications read by id (``found``) into ``data``; a wanted one not found is a
+    problem."""
+    data.problems += found.problems
+    for resource in found.matches:
+        if resource.get_resource_type() == "Medication":
+            _keep_version(data, resource)
+            data.medications[resource_key(resource)] = resource
     for mid in wanted:
         if f"Medication/{mid}" not in data.medications and not any(
                 p.reference == f"Medication/{mid}" for p in data.problems):

@@ -13,13 +13,14 @@ Bulk export, the SMART scopes and the CDS prefetch all follow it, so a new type 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 __all__ = [
     "MEDICATION_BATCH",
     "SCREENED_TYPES",
+    "Record",
     "Ref",
     "ScreenedType",
     "medication_ref",
@@ -35,6 +36,15 @@ _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 MEDICATION_BATCH = 50
 """Medication ids asked for in one ``_id`` search (a URL stays well under 2 kB)."""
+
+
+class Record(Protocol):
+    """A resource as the fetch stage reads it (the read model's, :mod:`service.fhir.read_model`,
+    or an export line's header): its type and id; its references are read by element name."""
+
+    @property
+    def id(self) -> str | None: ...
+    def get_resource_type(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,31 +153,31 @@ def reference_to(kind: str, ref: str) -> str:
     return ref if ref.startswith(f"{kind}/") else f"{kind}/{ref}"
 
 
-def resource_key(resource: Mapping[str, Any]) -> str:
-    """``Type/id`` of a resource (JSON)."""
-    return f"{resource.get('resourceType')}/{resource.get('id')}"
+def resource_key(resource: Record) -> str:
+    """``Type/id`` of a resource."""
+    return f"{resource.get_resource_type()}/{resource.id}"
 
 
 def _reference(value: object) -> Ref | None:
-    return Ref.parse(value.get("reference")) if isinstance(value, Mapping) else None
+    return Ref.parse(getattr(value, "reference", None))
 
 
-def patient_ref(resource: Mapping[str, Any]) -> Ref | None:
-    """The reference to the patient a screened record (JSON) is about."""
-    kind = SCREENED_TYPES.get(str(resource.get("resourceType")))
-    return _reference(resource.get(kind.patient if kind else "subject"))
+def patient_ref(resource: Record) -> Ref | None:
+    """The reference to the patient a screened record is about."""
+    kind = SCREENED_TYPES.get(resource.get_resource_type())
+    return _reference(getattr(resource, kind.patient if kind else "subject", None))
 
 
-def medication_ref(resource: Mapping[str, Any]) -> Ref | None:
+def medication_ref(resource: Record) -> Ref | None:
     """A record's ``medicationReference``, when it is not a contained one."""
-    kind = SCREENED_TYPES.get(str(resource.get("resourceType")))
+    kind = SCREENED_TYPES.get(resource.get_resource_type())
     if kind is None or not kind.medication:
         return None
-    ref = _reference(resource.get("medicationReference"))
+    ref = _reference(getattr(resource, "medicationReference", None))
     return None if ref is None or ref.form == "contained" else ref
 
 
-def missing_medications(records: Iterable[Mapping[str, Any]], have: Collection[str], *,
+def missing_medications(records: Iterable[Record], have: Collection[str], *,
                         base_url: str | None = None) -> tuple[list[str], list[str]]:
     """Ids of the Medications ``records`` reference that are not among ``have`` (ids), in order
     and once each; and the keys of records whose Medication is not on ``base_url`` (any server
@@ -175,13 +185,13 @@ def missing_medications(records: Iterable[Mapping[str, Any]], have: Collection[s
     wanted: list[str] = []
     elsewhere: list[str] = []
     for record in records:
-        kind = SCREENED_TYPES.get(str(record.get("resourceType")))
+        kind = SCREENED_TYPES.get(record.get_resource_type())
         if kind is None or not kind.medication:
             continue
-        raw = record.get("medicationReference")
-        ref = _reference(raw)
-        if ref is None and not (isinstance(raw, Mapping) and isinstance(raw.get("reference"), str)):
+        text = getattr(getattr(record, "medicationReference", None), "reference", None)
+        if not isinstance(text, str):
             continue  # a concept, or a display-only reference
+        ref = Ref.parse(text)
         if ref is not None and ref.form == "contained":
             continue
         if (ref is None or ref.type != "Medication" or ref.id is None

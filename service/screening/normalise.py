@@ -10,6 +10,7 @@ contained resources, partial dates, status codings. Code systems are mapped to t
 from __future__ import annotations
 
 import calendar
+import contextlib
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from operator import attrgetter
@@ -38,19 +39,40 @@ def to_datetime(value: object, *, end: bool = False) -> datetime | None:
 
     Partial dates ("2024", "2024-03") and plain dates stand for a span: its start, or with
     ``end=True`` its last instant, so that a period ending "2024-03" has not ended on 2024-03-15.
+    A plain date reads the same whether it comes as text (the read model keeps JSON's form) or
+    as a ``date``.
     """
     if value is None:
         return None
+    if isinstance(value, str):  # the read model's form, the common case: checked first
+        # "YYYY-MM-DDThh:mm:ss..." goes straight to the parser without splitting: where the
+        # parser takes such a text, so did _partial (its year and month are ASCII digits), and
+        # where it refuses one, _partial's answer was None too. This runs for every date read.
+        if len(value) > 10 and value[4] == "-" and value[7] == "-":
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return _date_text(value, end)
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        day = value
-        if end:
-            return datetime.combine(day, time.max, UTC)
-        return datetime.combine(day, time.min, UTC)
-    if isinstance(value, str):
-        return _partial(value, end=end)
+        return _whole_day(value, end)
     return None
+
+
+def _whole_day(day: date, end: bool) -> datetime:
+    return datetime.combine(day, time.max if end else time.min, UTC)
+
+
+def _date_text(text: str, end: bool) -> datetime | None:
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":  # a plain date, as a date reads
+        try:
+            return _whole_day(date.fromisoformat(text), end)
+        except ValueError:
+            return None
+    return _partial(text, end=end)
 
 
 def _partial(text: str, *, end: bool) -> datetime | None:
@@ -83,6 +105,12 @@ def _to_date(value: object) -> date | None:
 
 
 _CODING = attrgetter("system", "code", "display")
+
+
+def _key(cc: Any) -> tuple[str | None, tuple[tuple[Any, Any, Any], ...]]:
+    """A CodeableConcept's text and codings, as a hashable value."""
+    return cc.text, tuple(map(_CODING, cc.coding or ()))
+
 _DAYS = {"d": 1.0, "day": 1.0, "days": 1.0, "wk": 7.0, "week": 7.0, "weeks": 7.0,
          "mo": 30.0, "month": 30.0, "months": 30.0, "a": 365.0, "year": 365.0,
          "h": 1 / 24, "hour": 1 / 24, "hours": 1 / 24}
@@ -103,7 +131,8 @@ def _days(quantity: Any) -> float | None:
 
 
 def _notes(resource: Any) -> tuple[str, ...]:
-    return tuple(n.text for n in getattr(resource, "note", None) or () if n.text)
+    notes = getattr(resource, "note", None)
+    return tuple([n.text for n in notes if n.text]) if notes else ()
 
 
 def _cc_texts(concepts: Iterable[Any]) -> list[str]:
@@ -129,30 +158,43 @@ class _Normaliser:
 
     def concept(self, *concepts: Any) -> Concept:
         """Several CodeableConcepts (a drug and its ingredients) as one Concept."""
-        key = tuple(
-            (cc.text, tuple(map(_CODING, cc.coding or ()))) for cc in concepts if cc is not None
-        )
-        return self._lookup(key)
+        if len(concepts) == 1 and concepts[0] is not None:
+            return self.one(concepts[0])
+        given = tuple([cc for cc in concepts if cc is not None])
+        if len(given) == 1:
+            return self.one(given[0])
+        try:
+            found = self.memo.get(given)
+        except TypeError:  # unhashable concepts: keyed by their elements instead
+            return self._lookup(tuple(map(_key, given)), given)
+        return found if found is not None else self._remember(given, given)
 
     def one(self, cc: Any) -> Concept:
-        # The hot path: one CodeableConcept per Observation code and component.
-        return self._lookup(((cc.text, tuple(map(_CODING, cc.coding or ()))),))
+        # The hot path: one CodeableConcept per Observation code and component. A hashable one
+        # (the read model's are frozen values) is its own memo key: hashing it runs in C, where
+        # building a key of its elements took most of the normaliser's time.
+        try:
+            found = self.memo.get(cc)
+        except TypeError:
+            return self._lookup((_key(cc),), (cc,))
+        return found if found is not None else self._remember(cc, (cc,))
 
-    def _lookup(self, key: Any) -> Concept:
+    def _lookup(self, key: Any, concepts: tuple[Any, ...]) -> Concept:
         found = self.memo.get(key)
-        if found is None:
-            found = self._concept(key)
-            if len(self.memo) >= _MEMO_LIMIT:
-                self.memo.clear()
-            self.memo[key] = found
+        return found if found is not None else self._remember(key, concepts)
+
+    def _remember(self, key: Any, concepts: tuple[Any, ...]) -> Concept:
+        found = self._concept(concepts)
+        if len(self.memo) >= _MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[key] = found
         return found
 
-    def _concept(self, key: tuple[tuple[str | None, tuple[tuple[Any, Any, Any], ...]], ...]
-                 ) -> Concept:
+    def _concept(self, concepts: tuple[Any, ...]) -> Concept:
         codes: set[tuple[str, str]] = set()
         texts: list[str] = []
         free: set[str] = set()
-        for text, codings in key:
+        for text, codings in map(_key, concepts):
             if text:
                 texts.append(text)
                 # code.text that merely repeats a coding's display is not free text.
@@ -233,11 +275,15 @@ class _Normaliser:
             supply = _days(resource.daysSupply)
             dosages = resource.dosageInstruction or ()
             reasons = ()
-        as_needed = any(d.asNeededBoolean or d.asNeededCodeableConcept is not None
-                        for d in dosages)
-        context = [d.text for d in dosages if d.text]
-        context += _cc_texts(d.route for d in dosages)
-        context += _cc_texts(reasons)
+        as_needed = False
+        context: list[str] = []
+        if dosages:
+            as_needed = any(d.asNeededBoolean or d.asNeededCodeableConcept is not None
+                            for d in dosages)
+            context += [d.text for d in dosages if d.text]
+            context += _cc_texts(d.route for d in dosages)
+        if reasons:
+            context += _cc_texts(reasons)
         return MedicationFact(
             ref, concept, resource.status, period_end, recorded, medication_ref, unresolved,
             kind=kind, intent=intent, start=start, known_from=known_from, supply_days=supply,
@@ -251,23 +297,39 @@ class _Normaliser:
     def quantity(q: Any) -> Quantity | None:
         if q is None or q.value is None:
             return None
-        unit = q.code or q.unit
-        return Quantity(float(q.value), str(unit) if unit else None)
+        value, unit = q.value, q.code or q.unit
+        try:  # readings repeat (the same few pressures in mm[Hg]): share the value objects
+            found = _QUANTITIES.get((value, unit))
+        except TypeError:
+            found = None
+        if found is None or not value:  # (0.0 and -0.0 are equal keys, but print apart)
+            found = Quantity(float(value), str(unit) if unit else None)
+            if len(_QUANTITIES) >= _MEMO_LIMIT:
+                _QUANTITIES.clear()
+            with contextlib.suppress(TypeError):
+                _QUANTITIES[value, unit] = found
+        return found
 
     def observation_fact(self, obs: Any, ref: str) -> ObservationFact:
-        effective = (
-            to_datetime(obs.effectiveDateTime)
-            or to_datetime(obs.effectiveInstant)
-            or (to_datetime(obs.effectivePeriod.end or obs.effectivePeriod.start)
-                if obs.effectivePeriod is not None else None)
-        )
+        # The hot path (most records are Observations): absent elements are not parsed at all.
+        effective = to_datetime(obs.effectiveDateTime)
+        if effective is None:
+            effective = to_datetime(obs.effectiveInstant)
+            period = obs.effectivePeriod
+            if effective is None and period is not None:
+                effective = to_datetime(period.end or period.start)
         one, quantity = self.one, self.quantity
         components = tuple([(one(c.code), quantity(c.valueQuantity))
                             for c in obs.component or ()])
         answer = one(obs.valueCodeableConcept) if obs.valueCodeableConcept else None
+        known_from = effective
+        if obs.issued is not None:  # (Synthea writes it on every Observation)
+            issued = to_datetime(obs.issued)
+            if issued is not None and (known_from is None or issued > known_from):
+                known_from = issued
         return ObservationFact(
             ref, one(obs.code), obs.status, effective, quantity(obs.valueQuantity), answer,
-            components, _latest(effective, to_datetime(obs.issued)),
+            components, known_from,
         )
 
     # Conditions -------------------------------------------------------------------------
@@ -279,9 +341,10 @@ class _Normaliser:
         abated_at = to_datetime(resource.abatementDateTime) or (
             to_datetime(resource.abatementPeriod.start or resource.abatementPeriod.end)
             if resource.abatementPeriod is not None else None)
-        abated = abated_at is not None or any(
-            getattr(resource, name, None) is not None
-            for name in ("abatementAge", "abatementRange", "abatementString"))
+        abated = (abated_at is not None
+                  or getattr(resource, "abatementAge", None) is not None
+                  or getattr(resource, "abatementRange", None) is not None
+                  or getattr(resource, "abatementString", None) is not None)
         return ConditionFact(
             ref, self.concept(resource.code),
             self.status(resource.clinicalStatus), self.status(resource.verificationStatus),
@@ -299,7 +362,9 @@ class _Normaliser:
         for resource in self.raw.resources:
             kind = resource.get_resource_type()
             ref = f"{kind}/{resource.id}"
-            if kind == "Condition":
+            if kind == "Observation":  # most records: tested first
+                observations.append(self.observation_fact(resource, ref))
+            elif kind == "Condition":
                 conditions.append(self.condition_fact(resource, ref))
             elif kind in ("MedicationStatement", "MedicationRequest", "MedicationDispense"):
                 medications.append(self.medication_fact(resource, ref))
@@ -314,8 +379,6 @@ class _Normaliser:
                     self.status(resource.clinicalStatus), self.status(resource.verificationStatus),
                     recorded or onset, _latest(recorded, onset), _notes(resource),
                 ))
-            elif kind == "Observation":
-                observations.append(self.observation_fact(resource, ref))
         patient = self.raw.patient
         return PatientFacts(
             patient=f"Patient/{self.raw.patient_id}",
@@ -336,6 +399,7 @@ def _unique(problems: Iterable[ReadProblem]) -> list[ReadProblem]:
 # concepts are shared; the bound keeps a long-running process from growing with free text.
 _MEMO_LIMIT = 20_000
 _MEMO: dict[Any, Concept] = {}
+_QUANTITIES: dict[tuple[Any, Any], Quantity] = {}
 
 
 def normalise(raw: RawPatientData, terminology: Terminology) -> PatientFacts:

@@ -42,10 +42,11 @@ async def test_full_prefetch_needs_no_server(ehr_settings: Settings) -> None:
     patient = recent_patient("pf-full")
     patient.condition("I71.4", "Abdominal aortic aneurysm")
     with respx.mock(assert_all_called=False) as mock:
-        entries = await gather_records(prefetch_for(patient), PREFETCH, patient.pid,
-                                       connect=connect(ehr_settings, None, None))
+        found = await gather_records(prefetch_for(patient), PREFETCH, patient.pid,
+                                     connect=connect(ehr_settings, None, None))
     assert not mock.calls
-    assert {"Patient", "Condition", "Observation"} <= {r["resourceType"] for r in entries}
+    assert {"Patient", "Condition", "Observation"} <= {
+        r.get_resource_type() for r in found.resources}
 
 
 async def test_missing_key_without_a_server_is_incomplete(ehr_settings: Settings) -> None:

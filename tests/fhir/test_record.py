@@ -1,7 +1,7 @@
 """The pure parts of service.fhir.record: search plans, assembly, Medication references.
 
-No server here: these functions take dicts and return dicts. What HAPI answers to the plans is
-tested in test_client_read.py.
+No server here: search results are pages decoded as the client decodes a server's answer
+(tests.fhir.pages). What HAPI answers to the plans is tested in test_client_read.py.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 from service.fhir.capabilities import Capabilities
-from service.fhir.paging import SearchResult
+from service.fhir.projection import decode_resource
 from service.fhir.record import add_medications, assemble, plan_searches, unresolved_medications
+from tests.fhir.pages import search_result
 from tests.fhir.seed import AS_OF, LOINC
 
 BASE = "https://ehr.example/fhir/"
 SUBJECT = {"reference": "Patient/p1"}
+PATIENT = decode_resource({"resourceType": "Patient", "id": "p1"})
 
 
 def statement(params: dict[str, list[str]], includes: dict[str, list[str]]) -> dict[str, Any]:
@@ -70,8 +72,7 @@ def test_unparseable_resource_becomes_a_problem_without_its_values() -> None:
            "recordedDate": "yesterday"}
     good = {"resourceType": "Condition", "id": "ok", "subject": SUBJECT,
             "meta": {"versionId": "4"}}
-    data = assemble("p1", {"Patient": {"resourceType": "Patient", "id": "p1"},
-                           "Condition": SearchResult(matches=[bad, good, good])})
+    data = assemble("p1", {"Patient": PATIENT, "Condition": search_result([bad, good, good])})
     assert [p.reference for p in data.problems] == ["Condition/bad"]
     assert "recordedDate" in data.problems[0].problem
     assert "yesterday" not in data.problems[0].problem
@@ -84,8 +85,7 @@ def test_observation_all_keeps_only_the_codes_the_rules_read() -> None:
         return {"resourceType": "Observation", "id": oid, "status": "final", "subject": SUBJECT,
                 "code": {"coding": [{"system": LOINC, "code": code}]}}
 
-    data = assemble("p1", {"Patient": {"resourceType": "Patient", "id": "p1"},
-                           "Observation:all": SearchResult(matches=[
+    data = assemble("p1", {"Patient": PATIENT, "Observation:all": search_result([
                                obs("bp", "85354-9"), obs("chol", "2093-3")])})
     assert [r.id for r in data.resources] == ["bp"]
 
@@ -95,8 +95,8 @@ def test_medication_references_on_this_server_are_resolved_others_flagged() -> N
         return {"resourceType": "MedicationStatement", "id": mid, "status": "active",
                 "subject": SUBJECT, "medicationReference": {"reference": ref}}
 
-    results = {"Patient": {"resourceType": "Patient", "id": "p1"},
-               "MedicationStatement": SearchResult(matches=[
+    results = {"Patient": PATIENT,
+               "MedicationStatement": search_result([
                    statement_of("ms1", "Medication/m1"),
                    statement_of("ms2", f"{BASE}Medication/m2"),  # absolute, same server
                    statement_of("ms3", "https://elsewhere.example/fhir/Medication/m3"),
@@ -105,6 +105,7 @@ def test_medication_references_on_this_server_are_resolved_others_flagged() -> N
     data = assemble("p1", results)
     assert unresolved_medications(data, results, BASE) == ["m1", "m2"]
     assert [p.reference for p in data.problems] == ["MedicationStatement/ms3"]
-    add_medications(data, ["m1", "m2"], [{"resourceType": "Medication", "id": "m1"}])
+    add_medications(data, ["m1", "m2"],
+                    search_result([{"resourceType": "Medication", "id": "m1"}]))
     assert set(data.medications) == {"Medication/m1"}
     assert [p.reference for p in data.problems] == ["MedicationStatement/ms3", "Medication/m2"]

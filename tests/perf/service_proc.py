@@ -34,6 +34,14 @@ def _status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+
+
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -109,6 +117,11 @@ class ServiceProcess:
     def peak_rss_mib(self) -> float:
         """High-water mark of resident memory (``VmHWM``), summed over the processes."""
         return sum(_status_kib(pid, "VmHWM") for pid in self.pids()) / 1024
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far, summed over the processes: what the service
+        itself spent, whatever else shares the machine."""
+        return sum(_cpu_ticks(pid) for pid in self.pids()) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         process, self.process = self.process, None

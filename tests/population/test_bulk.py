@@ -223,7 +223,7 @@ def test_spill_groups_by_patient_and_counts_strays(tmp_path: Any) -> None:
         assert spill.lines == 6 and spill.unusable == 1 and spill.unattached() == 1
         assert list(spill.missing_medications()) == []
         [(pid, bundle)] = list(spill.patients())
-        ids = [e["resource"]["id"] for e in bundle["entry"]]
+        ids = [e["resource"]["id"] for e in json.loads(bundle)["entry"]]
         assert pid == "p1" and ids == ["p1", "c1", "m1", "x"]
     finally:
         spill.close()

@@ -87,8 +87,10 @@ class DemoSource:
         result, raw = await workflow.screen_bundle(
             data, source=self.patient_data.path.name, patient_id=self.patient_data.patient_id,
             as_of=as_of or DEMO_AS_OF, settings=self.settings)
-        observations = [r.model_dump(mode="json", exclude_none=True) for r in raw.resources
-                        if r.get_resource_type() == "Observation"]
+        # The charts read the Observations as JSON, identifiers included (the read model has
+        # only what screening reads).
+        observations = [entry["resource"] for entry in data.get("entry") or []
+                        if entry.get("resource", {}).get("resourceType") == "Observation"]
         return PageData(result, raw, self.patient_data.resource, charts.phq9_points(observations),
                         charts.last_session_bp(observations),
                         first_session=charts.first_session_start(observations))

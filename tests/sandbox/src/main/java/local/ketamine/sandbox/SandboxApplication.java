@@ -110,6 +110,10 @@ public class SandboxApplication {
 		s.setEnableBulkExportJobReuse(false);
 		s.setJobFastTrackingEnabled(true);
 		s.setFilterParameterEnabled(true);
+		if (SandboxFhirServer.bulkLoad()) {
+			s.setMassIngestionMode(true);
+			s.setResourceDbHistoryEnabled(false);
+		}
 		return s;
 	}
 

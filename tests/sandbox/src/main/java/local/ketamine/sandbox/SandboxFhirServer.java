@@ -83,13 +83,24 @@ public class SandboxFhirServer extends RestfulServer {
 		capabilities.setImplementationDescription("HAPI FHIR R4 JPA sandbox (integration tests)");
 		setServerConformanceProvider(capabilities);
 
-		FhirInstanceValidator validatorModule = newBaseR4Validator(getFhirContext());
-		RequestValidatingInterceptor requestValidator = new RequestValidatingInterceptor();
-		requestValidator.addValidatorModule(validatorModule);
-		requestValidator.setFailOnSeverity(ResultSeverityEnum.ERROR);
-		registerInterceptor(requestValidator);
+		if (!bulkLoad()) {
+			FhirInstanceValidator validatorModule = newBaseR4Validator(getFhirContext());
+			RequestValidatingInterceptor requestValidator = new RequestValidatingInterceptor();
+			requestValidator.addValidatorModule(validatorModule);
+			requestValidator.setFailOnSeverity(ResultSeverityEnum.ERROR);
+			registerInterceptor(requestValidator);
+			warmUpInBackground(validatorModule);
+		}
+	}
 
-		warmUpInBackground(validatorModule);
+	/**
+	 * SANDBOX_BULK_LOAD=1: a sandbox for loading a large generated population (the population
+	 * benchmark's own): no request validation (validating each resource was most of the load
+	 * time), HAPI's mass ingestion mode and no history rows (SandboxApplication). The tests'
+	 * sandbox never sets it.
+	 */
+	static boolean bulkLoad() {
+		return "1".equals(System.getenv().getOrDefault("SANDBOX_BULK_LOAD", "0").trim());
 	}
 
 	/** Validator against the base R4 specification only (no stored profiles, no IGs). */
