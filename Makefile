@@ -75,12 +75,16 @@ bench-engine: setup
 
 ## Every benchmark: engine, read-side projection, JSON codecs, service (peers included), and
 ## the 1,000-patient population (loads it into a sandbox of its own: allow ~20 minutes).
+## The goals of one run are collected in one file and printed side by side at the end.
+bench: export BENCH_GOALS = $(CURDIR)/.bench-goals.jsonl
 bench: setup sandbox-build
+	rm -f $(BENCH_GOALS)
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.projection
 	$(BIN)/python -m bench.json_codecs
-	@if [ -f bench/service.py ]; then $(BIN)/python -m bench.service; fi
+	$(BIN)/python -m bench.service
 	$(BIN)/python -m bench.population
+	$(BIN)/python -m bench.goals
 
 bench-peers: setup sandbox-build
 	$(BIN)/python -m bench.peers

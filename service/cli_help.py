@@ -96,7 +96,8 @@ examples:
   ketamine-screen --env-file prod.env serve --host 0.0.0.0 --workers 2"""
 
 DEMO = """\
-Screen the five built-in, synthetic demo patients (one per verdict) and print their reports.
+Screen the seven built-in, synthetic demo patients (every verdict, both eligibility answers)
+and print their reports.
 Needs no EHR and no network."""
 
 

@@ -55,6 +55,12 @@ SESSION_REQUEST: dict[str, Any] = {
     "discharge": {"at": "2026-11-27T11:15:00+01:00", **_VITALS},
     "moaas": 4, "cadss_total": 12, "adverse_events": [{"code": "dissociation"}],
     "monitoring_minutes": 125, "ready_to_leave": True,
+    # The rest of the Spravato REMS Patient Monitoring Form (required for esketamine).
+    "lot_number": "LOT-25B204", "vitals_ok_pre_dose": True, "vitals_ok_end": True,
+    "ready_at": "2026-11-27T11:10:00+01:00", "respiratory_depression": False, "lowest_spo2": 96,
+    "monitoring_clinician": "R. Nurse, RN", "setting": "Example Clinic, REMS-certified",
+    "concomitant": {"benzodiazepines": False, "sedative-hypnotics": False,
+                    "psychostimulants": False, "maois": False},
 }
 
 SESSION_WRITTEN = {"written": ["Observation/901", "Observation/902", "Provenance/903"],

@@ -66,8 +66,26 @@ def load_codesystems() -> tuple[dict[str, Any], ...]:
                 raise MapError(f"{path.name}: CodeSystem has no {key}")
         if data.get("status") != "active" or data.get("content") != "complete":
             raise MapError(f"{path.name}: CodeSystem must be active and complete")
+        if repeated := _repeated_codes(data.get("concept") or []):
+            # R4 csd-1: a server refuses the whole CodeSystem (and so the publish) otherwise.
+            raise MapError(f"{path.name}: codes defined twice (csd-1): {', '.join(repeated)}")
         systems.append(data)
     return tuple(systems)
+
+
+def _repeated_codes(concepts: list[dict[str, Any]]) -> list[str]:
+    """Codes that appear more than once anywhere in the concept tree (nested concepts count)."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    stack = list(concepts)
+    while stack:
+        concept = stack.pop()
+        code = str(concept.get("code"))
+        if code in seen:
+            repeated.append(code)
+        seen.add(code)
+        stack.extend(concept.get("concept") or [])
+    return sorted(set(repeated))
 
 
 def display(system: str, code: str) -> str:

@@ -202,7 +202,8 @@ def print_sections(record: SessionRecord) -> list[PrintSection]:
             ("Deepest sedation (MOAA/S)", f"{moaas}: {dict(MOAAS_LEVELS).get(int(moaas), '')}"
              if moaas is not None and moaas.isdigit() else "Not recorded"),
             ("Dissociation (CADSS total)", str(record.value("cadss-total") or "Not recorded")),
-            ("Respiratory depression observed", _yes(record.value("respiratory-depression"))),
+            ("Respiratory depression observed",
+             _yes(record.value("respiratory-depression-observed"))),
             ("Lowest SpO2", f"{lowest:g}%" if lowest is not None else "Not recorded"),
             ("Adverse events", adverse))),
         PrintSection(steps["discharge"], (*_vitals(record, "discharge"), (

@@ -145,8 +145,9 @@ class _Builder:
             self.add("ready-to-leave-at", category=therapy, code=_session("ready-to-leave-at"),
                      effectiveDateTime=s.ready_at, valueDateTime=s.ready_at)
         if s.respiratory_depression is not None:
-            self.add("respiratory-depression", category=therapy,
-                     code=_session("respiratory-depression"), effectivePeriod=self.period,
+            self.add("respiratory-depression-observed", category=therapy,
+                     code=_session("respiratory-depression-observed"),
+                     effectivePeriod=self.period,
                      valueBoolean=s.respiratory_depression)
         if s.lowest_spo2 is not None:
             self.add("lowest-spo2", category=_category("vital-signs"), code=_spo2_code(

@@ -64,5 +64,5 @@ async def test_course_writes_are_idempotent(fhir_base_url: str) -> None:
         counts = {kind: await fhir.count(kind, [("patient", f"Patient/{pid}")])
                   for kind in ("Task", "Procedure", "QuestionnaireResponse")}
         assert counts == {"Task": 1, "Procedure": 1, "QuestionnaireResponse": 1}
-        versions = await fhir.search("Task", [("patient", f"Patient/{pid}")])
-        assert versions.matches[0]["meta"]["versionId"] == "2"  # created, then completed once
+        versions = await fhir.search_json("Task", [("patient", f"Patient/{pid}")])
+        assert versions[0]["meta"]["versionId"] == "2"  # created, then completed once

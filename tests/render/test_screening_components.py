@@ -165,7 +165,7 @@ async def test_components_read_back_from_the_sandbox(fhir_base_url: str) -> None
         other_ref = next(loc for loc in other.locations if loc.startswith("Observation/"))
         assert other_ref != obs_ref  # another product set is another record
         obs = await fhir.read(*obs_ref.split("/"))
-        provenance = await fhir.search("Provenance", [("target", obs_ref)])
+        provenance = await fhir.search_json("Provenance", [("target", obs_ref)])
     found = by_code(obs["component"])
     assert [_value_code(c) for c in found["ketamine-verdict"]] == ["contraindicated"]
     assert [_value_code(c) for c in found["esketamine-verdict"]] == ["needs-review"]
@@ -174,6 +174,6 @@ async def test_components_read_back_from_the_sandbox(fhir_base_url: str) -> None
         "2025-02-01", "2025-05-01"]
     assert {c["code"]["text"]: c["valueQuantity"]["value"] for part in both.thresholds
             for c in found[threshold_code(part)]} == both.thresholds
-    (record,) = provenance.matches
+    (record,) = provenance
     sources = {e["what"]["reference"] for e in record["entity"]}
     assert {refs["mdd"], refs["sertraline"], refs["venlafaxine"], refs["stroke"]} <= sources

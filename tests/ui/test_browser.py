@@ -104,13 +104,13 @@ screenshot name)."""
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("patient", sorted(ELIGIBILITY_DEMOS))
-def test_both_verdicts_and_eligibility_in_chromium(browser: object, base_url: str, width: int,
-                                                   patient: str) -> None:
+def test_both_verdicts_and_eligibility_in_chromium(browser: object, demo_base_url: str,
+                                                   width: int, patient: str) -> None:
     status, ketamine, esketamine, counted, others, shot = ELIGIBILITY_DEMOS[patient]
     context = browser.new_context(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
     page = context.new_page()
     try:
-        page.goto(f"{base_url}/demo/launch/{patient}?to=app")
+        page.goto(f"{demo_base_url}/demo/launch/{patient}?to=app")
         page.wait_for_url("**/app?ctx=*")
         assert page.locator("#verdict-ketamine .verdict-word").inner_text() == ketamine
         assert page.locator("#verdict-esketamine .verdict-word").inner_text() == esketamine

@@ -287,7 +287,7 @@ def _read_back(w: World, today: Any) -> None:
     assert items["vitals-acceptable-pre-dose"]["valueBoolean"] is True
     assert items["vitals-acceptable-end"]["valueBoolean"] is True
     assert items["ready-to-leave-at"]["valueDateTime"].startswith(f"{today.isoformat()}T11:10")
-    assert items["respiratory-depression"]["valueBoolean"] is False
+    assert items["respiratory-depression-observed"]["valueBoolean"] is False
     assert items["lowest-spo2"]["valueQuantity"] == {
         "value": 94, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}
     assert items["healthcare-setting"]["valueString"] == "Lakeside Clinic"
