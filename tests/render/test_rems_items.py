@@ -74,7 +74,7 @@ def test_the_rems_items_are_written() -> None:
     assert by_code(items, "vitals-acceptable-pre-dose")[0]["valueBoolean"] is True
     assert by_code(items, "vitals-acceptable-end")[0]["valueBoolean"] is True
     assert by_code(items, "ready-to-leave-at")[0]["valueDateTime"] == "2026-06-15T11:00:00Z"
-    assert by_code(items, "respiratory-depression")[0]["valueBoolean"] is True
+    assert by_code(items, "respiratory-depression-observed")[0]["valueBoolean"] is True
     lowest = [r for r in by_code(items, "59408-5")
               if r["identifier"][0]["value"].endswith("/lowest-spo2")]
     assert lowest[0]["valueQuantity"]["value"] == 94
