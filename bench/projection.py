@@ -98,6 +98,14 @@ def _walker(info: Any) -> Check:
                 raise WalkError(where)
             return [item(x, where) for x in v]
         return many
+    if isinstance(info, mi.VarTupleType):
+        member = _walker(info.item_type)
+
+        def frozen(v: Any, where: str) -> Any:
+            if type(v) is not list:
+                raise WalkError(where)
+            return tuple(member(x, where) for x in v)
+        return frozen
     if isinstance(info, mi.StructType):
         return _struct_walker(info)
     return lambda v, where: v  # str tag fields (resourceType) and the like
@@ -160,6 +168,8 @@ def _pydantic_type(info: Any, made: dict[type, Any]) -> Any:
         return Annotated[bool, pydantic.Field(strict=True)]
     if isinstance(info, mi.ListType):
         return list[_pydantic_type(info.item_type, made)]  # type: ignore[misc]
+    if isinstance(info, mi.VarTupleType):
+        return tuple[_pydantic_type(info.item_type, made), ...]  # type: ignore[misc]
     if isinstance(info, mi.StructType):
         return _pydantic_model(info, made)
     return str
