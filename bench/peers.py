@@ -62,6 +62,7 @@ def with_fhirclient(base: str, caps: Capabilities) -> Callable[[str], int]:
     from fhirclient.models import (
         allergyintolerance,
         condition,
+        medicationdispense,
         medicationrequest,
         medicationstatement,
         observation,
@@ -74,6 +75,7 @@ def with_fhirclient(base: str, caps: Capabilities) -> Callable[[str], int]:
         "AllergyIntolerance": allergyintolerance.AllergyIntolerance,
         "MedicationStatement": medicationstatement.MedicationStatement,
         "MedicationRequest": medicationrequest.MedicationRequest,
+        "MedicationDispense": medicationdispense.MedicationDispense,
         "Observation": observation.Observation}
     server = FHIRServer(None, base_uri=base + "/")
 
