@@ -20,7 +20,8 @@ import httpx
 from authlib.integrations.base_client import OAuthError
 
 from service.auth.client_auth import oauth_client
-from service.errors import SessionExpired
+from service.errors import LaunchError, SessionExpired
+from service.fhir.references import is_fhir_id
 from service.logs import pseudonym
 from service.metrics import token_outcome
 
@@ -90,8 +91,8 @@ class SmartSession:
         self.expires_at = float(expires_at)
         self.scope = str(token.get("scope") or self.scope)
         self.refresh_token = token.get("refresh_token") or self.refresh_token
-        self.patient = token.get("patient") or self.patient
-        self.encounter = token.get("encounter") or self.encounter
+        self.patient = _context_id(token, "patient") or self.patient
+        self.encounter = _context_id(token, "encounter") or self.encounter
         if "need_patient_banner" in token:
             self.need_patient_banner = bool(token["need_patient_banner"])
         style = token.get("smart_style_url")
@@ -102,6 +103,17 @@ class SmartSession:
         """Inside the refresh margin: a minute, or half the lifetime of a short-lived token."""
         margin = min(REFRESH_MARGIN_SECONDS, (self.expires_at - self.issued_at) / 2)
         return self.expires_at - margin <= time.time()
+
+
+def _context_id(token: dict[str, Any], name: str) -> str | None:
+    """A launch context id of the token response; it goes into request URLs, so anything but a
+    FHIR id is a launch error, never a request."""
+    value = token.get(name)
+    if value is None or value == "":
+        return None
+    if not is_fhir_id(value):
+        raise LaunchError(f"The EHR's token response names a {name} that is not a FHIR id.")
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from service.errors import FhirError, FhirProtocolError, FhirTimeout, FhirUnavai
 from service.fhir import quirks
 from service.fhir.client import FhirClient
 from service.fhir.http import check_response, retry_after_seconds
-from service.fhir.references import SCREENED_TYPES
+from service.fhir.references import SCREENED_TYPES, resource_path
 from service.urls import same_origin
 
 __all__ = [
@@ -112,7 +112,7 @@ async def start_export(
     params = {"_type": ",".join(kinds)}
     if since:
         params["_since"] = since
-    url = f"Group/{group}/$export" if group else "$export"
+    url = f"{resource_path('Group', group)}/$export" if group else "$export"
     response = await client.send(
         "GET", url, params=params, retry=True,
         headers={"Prefer": "respond-async", "Accept": "application/fhir+json"})

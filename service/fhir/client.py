@@ -34,7 +34,7 @@ from service.fhir.http import RetryPolicy, SendHook, check_response, json_body, 
 from service.fhir.paging import JsonPage, SearchResult, json_page, pages, search_page
 from service.fhir.projection import Projected, decode_resource
 from service.fhir.read_bundle import DecodedBundle
-from service.fhir.references import MEDICATION_BATCH
+from service.fhir.references import MEDICATION_BATCH, resource_path
 from service.logs import pseudonym
 from service.screening.model import RawPatientData, ReadProblem
 
@@ -185,14 +185,15 @@ class FhirClient:
         return await cached_capabilities(self.base_url, fetch)
 
     async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
-        """``GET [type]/[id]`` as JSON (for what is not screened: a Group, an OperationOutcome)."""
-        return await self.get_json(f"{resource_type}/{resource_id}",
-                                   what=f"{resource_type}/{resource_id}")
+        """``GET [base]/[type]/[id]``; InputError, and nothing sent, when the id is not one."""
+        path = resource_path(resource_type, resource_id)
+        return await self.get_json(path, what=path)
 
     async def read_record(self, resource_type: str, resource_id: str
                           ) -> tuple[Projected | None, ReadProblem | None]:
-        """``GET [type]/[id]`` in the read model, or the problem that makes it unreadable."""
-        what = f"{resource_type}/{resource_id}"
+        """``GET [type]/[id]`` in the read model, or the problem that makes it unreadable;
+        InputError, and nothing sent, when the id is not one."""
+        what = resource_path(resource_type, resource_id)
         response = await self.send("GET", what, retry=True)
         check_response(response, what=what)
         resource, problem = decode_resource(response.content)
@@ -291,6 +292,7 @@ class FhirClient:
         measurements). Any failure raises a FhirError; an unknown patient raises FhirNotFound
         with ``patient`` set.
         """
+        resource_path("Patient", patient_id)  # a bad id fails here, before anything is sent
         started = time.perf_counter()
         sent_before = self.requests_sent
         caps = await self.capabilities()
@@ -332,7 +334,7 @@ class FhirClient:
                 found.problems += result.problems
             return found
         batch = {"resourceType": "Bundle", "type": "batch",
-                 "entry": [{"request": {"method": "GET", "url": f"Medication/{mid}"}}
+                 "entry": [{"request": {"method": "GET", "url": resource_path("Medication", mid)}}
                            for mid in ids]}
         answer = await self.transaction(batch, retry=True)
         for entry in answer.get("entry") or []:

@@ -8,6 +8,11 @@ or contained (``#med1``). :meth:`Ref.parse` reads every form; everything else us
 :data:`SCREENED_TYPES` lists the resource types screening reads, with the element that names
 their patient and whether they reference a Medication: the Bundle reader, the server searches, the
 Bulk export, the SMART scopes and the CDS prefetch all follow it, so a new type is one row here.
+
+Every id that goes into a URL is checked here (:func:`resource_path`, :data:`FHIR_ID_PATTERN`):
+the FHIR id grammar, and never ``.`` or ``..``, which a URL resolves as a path step
+(https://www.rfc-editor.org/rfc/rfc3986#section-5.2.4): ``Patient/.`` is the search of every
+patient, ``Patient/..`` the server's base.
 """
 
 from __future__ import annotations
@@ -16,23 +21,62 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
+from urllib.parse import quote
+
+from service.errors import InputError
 
 __all__ = [
+    "FHIR_ID_GRAMMAR",
+    "FHIR_ID_PATTERN",
     "MEDICATION_BATCH",
     "SCREENED_TYPES",
     "Record",
     "Ref",
     "ScreenedType",
+    "is_fhir_id",
     "medication_ref",
     "missing_medications",
     "patient_ref",
     "reference_to",
     "resource_key",
+    "resource_path",
 ]
 
 _TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-"""https://hl7.org/fhir/R4/datatypes.html#id"""
+FHIR_ID_GRAMMAR = (r"(?:[A-Za-z0-9\-][A-Za-z0-9\-.]{0,63}|\.[A-Za-z0-9\-][A-Za-z0-9\-.]{0,62}"
+                   r"|\.\.[A-Za-z0-9\-.][A-Za-z0-9\-.]{0,61})")
+"""An id (https://hl7.org/fhir/R4/datatypes.html#id: ``[A-Za-z0-9-.]{1,64}``) that is not
+``.`` or ``..``; written without look-ahead so pydantic and OpenAPI take it as it is."""
+FHIR_ID_PATTERN = f"^{FHIR_ID_GRAMMAR}$"
+_ID = re.compile(FHIR_ID_PATTERN)
+
+
+def is_fhir_id(value: object) -> bool:
+    """A FHIR id that is safe as a URL path segment.
+
+    >>> [is_fhir_id(v) for v in ("p1", "a.b", "...", ".", "..", "x?y", "", "a" * 65)]
+    [True, True, True, False, False, False, False, False]
+    """
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def resource_path(resource_type: str, resource_id: str) -> str:
+    """``Type/id`` for a request URL; InputError (before anything is sent) for a bad id.
+
+    >>> resource_path("Patient", "p-1")
+    'Patient/p-1'
+    >>> resource_path("Patient", "..")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    service.errors.InputError: A Patient id must be a FHIR id (...), not '.' or '..'.
+    """
+    if not _TYPE.fullmatch(resource_type):
+        raise InputError("Not a FHIR resource type.")
+    if not is_fhir_id(resource_id):
+        raise InputError(f"A {resource_type} id must be a FHIR id ([A-Za-z0-9-.], 1 to 64 "
+                         "characters), not '.' or '..'.")
+    # The grammar leaves nothing to encode; quoting keeps that true if the grammar ever widens.
+    return f"{resource_type}/{quote(resource_id, safe='')}"
 
 MEDICATION_BATCH = 50
 """Medication ids asked for in one ``_id`` search (a URL stays well under 2 kB)."""
@@ -117,7 +161,7 @@ class Ref:
             return cls("contained", None, text[1:] or None, text=text)
         head, _, version = text.partition("/_history/")
         parts = head.rstrip("/").split("/")
-        if len(parts) < 2 or not _TYPE.match(parts[-2]) or not _ID.match(parts[-1]):
+        if len(parts) < 2 or not _TYPE.match(parts[-2]) or not is_fhir_id(parts[-1]):
             return None
         base = "/".join(parts[:-2]) or None
         if base is not None and "://" not in base:

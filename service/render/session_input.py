@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from service.fhir.references import FHIR_ID_PATTERN
 from service.render.session_items import (
     CONCOMITANT,
     ESKETAMINE_MIN_MONITORING_MINUTES,
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
     ConcomitantCode = str
 else:
     ConcomitantCode = Literal[tuple(q.code for q in CONCOMITANT)]
-
-_FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 
 
 _Found = tuple[str | tuple[str, ...], Any, str, str]
@@ -97,8 +96,8 @@ class SessionInput(BaseModel):
 
     session_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                                      description="unique per patient; makes the write idempotent")]
-    patient_id: Annotated[str, Field(pattern=_FHIR_ID)]
-    practitioner_id: Annotated[str | None, Field(pattern=_FHIR_ID)] = None
+    patient_id: Annotated[str, Field(pattern=FHIR_ID_PATTERN)]
+    practitioner_id: Annotated[str | None, Field(pattern=FHIR_ID_PATTERN)] = None
     product: ProductCode
     route: RouteCode
     dose_at: AwareDatetime
