@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import Field, ValidationError, model_validator
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -45,7 +46,7 @@ __all__ = [
 ENV_PREFIX = "KETAMINE_"
 ENV_FILE_VARIABLE = "KETAMINE_ENV_FILE"
 """Names the ``.env`` file to read; without it none is read."""
-SECRET_FILE_SETTINGS = ("client_secret", "log_pseudonym_key", "redis_url")
+SECRET_FILE_SETTINGS = ("client_secret", "log_pseudonym_key", "redis_url", "session_keys")
 """Settings that may also come from ``KETAMINE_<NAME>_FILE`` (and are masked when shown)."""
 
 
@@ -140,8 +141,11 @@ class Settings(BaseSettings):
     api_audience: str | None = None
     api_jwks_url: str | None = None
 
-    # CDS Hooks clients allowed to call us (issuer -> JWKS URL is taken from the JWT's jku)
+    # CDS Hooks clients allowed to call us
     cds_allowed_issuers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cds_jwks_urls: dict[str, str] = Field(default_factory=dict)
+    """Each allowed CDS issuer's JWK Set URL (JSON object, issuer -> URL). Keys are fetched from
+    here only; a JWT's ``jku``, when present, must equal it exactly."""
 
     # Shared state for several replicas
     redis_url: str | None = None
@@ -162,11 +166,46 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     """Address the metrics port binds to (``0.0.0.0`` for a scraper on the container network)."""
 
+    session_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Fernet keys (comma-separated) that encrypt launch and session state at rest. The first
+    encrypts, every one decrypts: to rotate, put a new key first and drop an old one once
+    ``session_ttl_seconds`` have passed. Required in production; elsewhere a key made at start-up
+    is used when unset (state is then unreadable by other processes)."""
+
+    # Bounded input, checked before a body is parsed or its sender authenticated
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Largest request body of a route without a limit of its own (screenings, sessions, forms,
+    CDS feedback); larger is answered 413 from ``Content-Length`` or as the body streams in."""
+    max_cds_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    """Largest CDS service call (context, draft orders and prefetch)."""
+    max_bundle_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    """Largest Bundle ``$evaluate`` takes; read as it streams in and never buffered beyond this."""
+    max_heavy_requests: int = Field(default=4, ge=1, le=256)
+    """Heavy requests (``$evaluate``, screenings, sessions, CDS calls) one process serves at once;
+    more are answered 503 with ``Retry-After`` before their body is read."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Longest a client may take to send a request body (then 408 and the connection closes)."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Longest a client may take to send a request's headers (``serve``; then the connection is
+    closed)."""
+    keep_alive_seconds: float = Field(default=5.0, gt=0)
+    """How long an idle keep-alive connection stays open (``serve``)."""
+    max_connections: int = Field(default=200, ge=1)
+    """Open connections and requests one ``serve`` process takes; more are answered 503."""
+
+    # The audit trail (one record per access; the one place real patient ids are written)
+    audit_log: str = "stdout"
+    """``stdout``, ``stderr`` or a file path (JSON lines, appended; reopened when rotated away).
+    The command line writes to stderr instead of stdout, which carries its results."""
+    audit_fhir_base: str | None = None
+    """Also send each record as a FHIR AuditEvent to this server (no token is sent)."""
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, data: object) -> object:
         if isinstance(data, dict):
-            for key in ("allowed_issuers", "frame_ancestors", "cds_allowed_issuers"):
+            for key in ("allowed_issuers", "frame_ancestors", "cds_allowed_issuers",
+                        "session_keys"):
                 if key in data:
                     data[key] = _split(data[key])
         return data
@@ -178,6 +217,33 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, dotenv_settings, _SecretFiles(settings_cls))
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> Settings:
+        for key in self.session_keys:
+            try:
+                Fernet(key.get_secret_value())
+            except ValueError:
+                raise ValueError("KETAMINE_SESSION_KEYS: each key must be a Fernet key "
+                                 "(32 url-safe base64-encoded bytes)") from None
+        issuers = {_issuer(i) for i in self.cds_allowed_issuers}
+        urls = {_issuer(i): url for i, url in self.cds_jwks_urls.items()}
+        if missing := sorted(issuers - set(urls)):
+            raise ValueError("KETAMINE_CDS_JWKS_URLS must give the JWK Set URL of every CDS "
+                             f"issuer (missing: {', '.join(missing)})")
+        if unknown := sorted(set(urls) - issuers):
+            raise ValueError("KETAMINE_CDS_JWKS_URLS names issuers that are not in "
+                             f"KETAMINE_CDS_ALLOWED_ISSUERS: {', '.join(unknown)}")
+        # REST API keys and CDS client keys are never accepted for each other.
+        if self.api_issuer and _issuer(self.api_issuer) in issuers:
+            raise ValueError("KETAMINE_API_ISSUER may not also be a CDS issuer")
+        if self.api_jwks_url and self.api_jwks_url in urls.values():
+            raise ValueError("KETAMINE_API_JWKS_URL may not also be a CDS issuer's JWK Set")
+        return self
+
+
+def _issuer(url: str) -> str:
+    return url.strip().rstrip("/")
 
 
 def _describe(annotation: Any) -> str:

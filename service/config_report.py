@@ -68,7 +68,13 @@ def _replicas(settings: Settings) -> Iterator[str]:
                "the port; run one worker per container and scale the containers")
 
 
-PRODUCTION_CHECKS: list[Check] = [_secrets, _issuers, _demo, _https, _replicas]
+def _session_keys(settings: Settings) -> Iterator[str]:
+    if not settings.session_keys:
+        yield ("KETAMINE_SESSION_KEYS is unset: the EHR's tokens are encrypted at rest with a "
+               "key made at start-up, which other replicas and restarts cannot read; set one")
+
+
+PRODUCTION_CHECKS: list[Check] = [_secrets, _issuers, _demo, _https, _replicas, _session_keys]
 """Every production check (the canonical base URL's check belongs here too)."""
 
 

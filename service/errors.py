@@ -6,6 +6,9 @@
     ├── MapError                      503 not-configured   a fhir_maps file is malformed (start-up)
     ├── ConfigError                   503 not-configured   a KETAMINE_* setting is unusable, or
     │                                                      production refuses it (exit code 2)
+    ├── ServiceBusy                   503 busy             too much heavy work at once (Retry-After)
+    ├── StoreUnavailable              503 store-unavailable  the session store (Redis) does not
+    │                                                      answer (Retry-After; page)
     ├── PrefetchIncomplete            412 http             CDS prefetch lacks records, no server
     ├── FhirError                     502 fhir-protocol    the FHIR server failed us (``status``:
     │   │                                                  the server's own HTTP status)
@@ -28,7 +31,8 @@
 
 Each class carries what its answer needs: ``http_status``, ``title``, ``problem_type`` (the
 RFC 9457 ``type`` URN's last part), ``page`` (a browser gets an HTML page rather than
-problem+json) and ``exit_code`` for the command line. Context travels as attributes, never in
+problem+json), ``exit_code`` for the command line, and the response headers it needs
+(``headers()``: ``WWW-Authenticate``, ``Retry-After``). Context travels as attributes, never in
 the message to be parsed back out. Messages never carry PHI: resource ids and request ids only.
 """
 
@@ -39,6 +43,7 @@ from typing import Any, Literal
 
 __all__ = [
     "PROBLEM_TYPE_BASE",
+    "RETRY_AFTER_SECONDS",
     "AuthError",
     "BearerCode",
     "BearerError",
@@ -55,8 +60,10 @@ __all__ = [
     "LaunchError",
     "MapError",
     "PrefetchIncomplete",
+    "ServiceBusy",
     "ServiceError",
     "SessionExpired",
+    "StoreUnavailable",
     "TokenEndpointUnavailable",
     "TokenError",
     "problem_body",
@@ -115,6 +122,33 @@ class ConfigError(ServiceError):
     """A ``KETAMINE_*`` variable that cannot be used; the message names it, never its value."""
 
     exit_code = 2
+
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 for a passing condition (busy, store down) asks the caller to wait (RFC 9110
+section 10.2.3)."""
+
+
+class _RetryLater:
+    """A passing condition: the answer says when to try again."""
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+class ServiceBusy(_RetryLater, ServiceError):
+    """More heavy requests at once than this process takes (``KETAMINE_MAX_HEAVY_REQUESTS``)."""
+
+    title = "Busy"
+    problem_type = "busy"
+
+
+class StoreUnavailable(_RetryLater, ServiceError):
+    """The session store (Redis) did not answer: nothing can be read or remembered."""
+
+    title = "Session store unavailable"
+    problem_type = "store-unavailable"
+    page = True
 
 
 class PrefetchIncomplete(ServiceError):

@@ -23,6 +23,7 @@ GOOD_PRODUCTION = {
     "KETAMINE_ALLOWED_ISSUERS": "https://ehr.clinic.example/fhir",
     "KETAMINE_CLIENT_SECRET": "a-real-secret-of-some-length",
     "KETAMINE_LOG_PSEUDONYM_KEY": "3b9f0c1e6a7d4e2f8a5b0c9d1e2f3a4b",
+    "KETAMINE_SESSION_KEYS": "zzkV2AswDA352tDrgR_W1ww04ZXGhj2Fv9HG8LcDiJ4=",
 }
 
 
@@ -114,6 +115,7 @@ def _production(**changes: object) -> Settings:
     values: dict[str, object] = {k.removeprefix("KETAMINE_").lower(): v
                                  for k, v in GOOD_PRODUCTION.items()}
     values["allowed_issuers"] = [values["allowed_issuers"]]
+    values["session_keys"] = [values["session_keys"]]
     values.update(changes)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
@@ -137,6 +139,7 @@ def test_good_production_settings_have_no_problems() -> None:
     ({"allowed_issuers": ["http://ehr.clinic.example/fhir"]},
      "KETAMINE_ALLOWED_ISSUERS: http://ehr.clinic.example/fhir is not an https URL"),
     ({"cookie_secure": False}, "KETAMINE_COOKIE_SECURE is false"),
+    ({"session_keys": []}, "KETAMINE_SESSION_KEYS is unset"),
 ])
 def test_production_refuses(changes: dict[str, object], problem: str) -> None:
     settings = _production(**changes)

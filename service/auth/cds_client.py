@@ -1,16 +1,22 @@
 """The CDS client's JWT (https://cds-hooks.hl7.org/2.0/#trusting-cds-clients).
 
-A CDS client (the EHR) calls a CDS service with ``Authorization: Bearer <JWT>``, signed with a
-key from the JWK Set at the JWT's ``jku``. :class:`CdsJwtVerifier` checks it (one per app, in
-the app's services; ``service.api.deps.VerifiedCdsClient`` is the dependency that calls it).
+A CDS client (the EHR) calls a CDS service with ``Authorization: Bearer <JWT>``.
+:class:`CdsJwtVerifier` checks it (one per app, in the app's services;
+``service.api.deps.VerifiedCdsClient`` is the dependency that calls it), in an order that costs
+an attacker the most and us the least: the header and the claims as sent are checked first, and
+a token that fails there makes no request anywhere; only then are the issuer's keys used, from
+its configured JWK Set URL (``KETAMINE_CDS_JWKS_URLS``), never from a URL the token names.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -21,9 +27,13 @@ from service.auth.jwks import ASYMMETRIC_ALGS, JwksCache
 from service.config import Settings
 from service.errors import BearerError, TokenError
 from service.state.base import SessionStore
-from service.urls import normalise_issuer, same_origin
+from service.urls import normalise_issuer
 
-__all__ = ["CdsCaller", "CdsJwtVerifier", "cds_bearer_token", "jku_allowed"]
+__all__ = ["MAX_LIFETIME_SECONDS", "CdsCaller", "CdsJwtVerifier", "cds_bearer_token"]
+
+MAX_LIFETIME_SECONDS = 300
+"""``exp - iat`` at most: CDS Hooks asks clients for JWTs of five minutes or less."""
+_MAX_JTI = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,43 +48,56 @@ class CdsCaller:
 class CdsJwtVerifier:
     """Checks ``Authorization: Bearer <JWT>`` from a CDS client.
 
-    The issuer must be in ``KETAMINE_CDS_ALLOWED_ISSUERS``; its keys come from the JWT's ``jku``
-    only when that URL is on the issuer's own origin (so a token cannot make us fetch arbitrary
-    URLs); the signature must be asymmetric; ``aud`` must be this endpoint's URL; ``exp``, ``iat``
-    and ``jti`` must be present, and a ``jti`` is accepted once.
+    Before any key is fetched: ``alg`` asymmetric and ``kid`` named; ``iss`` one of
+    ``KETAMINE_CDS_ALLOWED_ISSUERS``; a ``jku``, if sent, equal to that issuer's configured JWK Set
+    URL; ``aud`` this endpoint's URL; ``exp``, ``iat`` and ``jti`` present, the token current and
+    living five minutes at most; the ``jti`` not seen before. Then the signature, against the
+    issuer's own key cache (one per configured issuer: bounded). A ``jti`` is remembered in the
+    app's store (Redis when configured) until the token expires.
     """
 
-    def __init__(self, settings: Settings, store: SessionStore | None) -> None:
-        self._issuers = {normalise_issuer(i) for i in settings.cds_allowed_issuers}
-        self._timeout = settings.fhir_timeout_seconds
+    def __init__(self, settings: Settings, store: SessionStore | None, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 now: Callable[[], float] = time.time) -> None:
+        """``clock`` paces the key caches' refetches; ``now`` is the epoch time claims are
+        checked against."""
+        allowed = {normalise_issuer(i) for i in settings.cds_allowed_issuers}
+        self._urls = {normalise_issuer(i): url for i, url in settings.cds_jwks_urls.items()
+                      if normalise_issuer(i) in allowed}
+        self._keys = {iss: JwksCache(url, timeout=settings.fhir_timeout_seconds, clock=clock)
+                      for iss, url in self._urls.items()}
         self._store = store
-        self._keys: dict[str, JwksCache] = {}
+        self._now = now
+
+    @property
+    def fetches(self) -> int:
+        """Key fetches sent so far, over every issuer."""
+        return sum(cache.fetches for cache in self._keys.values())
 
     async def verify(self, token: str, audiences: list[str]) -> CdsCaller:
-        try:
-            compact = jws.extract_compact(token.encode())
-            header = compact.headers()
-            claims = json.loads(compact.payload)
-        except (JoseError, ValueError, UnicodeError):
-            raise BearerError("The CDS client's JWT is malformed.") from None
-        if not isinstance(claims, dict):
-            raise BearerError("The CDS client's JWT carries no claims.")
-        if header.get("alg") not in ASYMMETRIC_ALGS or not header.get("kid"):
+        header, claims = _unverified(token)
+        if header.get("alg") not in ASYMMETRIC_ALGS or not isinstance(header.get("kid"), str):
             raise BearerError("The JWT must name its key (kid) and an asymmetric algorithm.")
         iss = claims.get("iss")
-        if not isinstance(iss, str) or normalise_issuer(iss) not in self._issuers:
+        if not isinstance(iss, str) or (issuer := normalise_issuer(iss)) not in self._keys:
             raise BearerError("The JWT's issuer is not an allowed CDS client.")
-        jku = header.get("jku")
-        if not isinstance(jku, str) or not jku_allowed(jku, iss):
-            raise BearerError("The JWT's jku must be a JWK Set URL on its issuer's origin.")
-        cache = self._keys.get(jku)
-        if cache is None:
-            cache = self._keys[jku] = JwksCache(jku, timeout=self._timeout)
+        if "jku" in header and header["jku"] != self._urls[issuer]:
+            raise BearerError("The JWT's jku is not its issuer's configured JWK Set URL.")
+        self._check_claims(claims, iss, audiences)
+        jti = str(claims["jti"])
+        if self._store is not None and await self._store.get(_jti_key(issuer, jti)) is not None:
+            raise BearerError("This JWT was used before (jti replayed).")
         try:
-            decoded = await cache.decode(token)
+            decoded = await self._keys[issuer].decode(token)
         except TokenError as err:
             raise BearerError(str(err)) from None
+        await self._once(issuer, jti, decoded.claims["exp"])
+        tenant = decoded.claims.get("tenant")
+        return CdsCaller(issuer, jti, tenant if isinstance(tenant, str) else None)
+
+    def _check_claims(self, claims: dict[str, Any], iss: str, audiences: list[str]) -> None:
         registry = JWTClaimsRegistry(
+            now=lambda: int(self._now()),
             leeway=LEEWAY_SECONDS,
             iss={"essential": True, "value": iss},
             aud={"essential": True, "values": audiences},
@@ -82,30 +105,44 @@ class CdsJwtVerifier:
             iat={"essential": True},
             jti={"essential": True},
         )
-        validate_claims(registry, decoded.claims, subject="The JWT",
+        validate_claims(registry, claims, subject="The JWT",
                         expired="The CDS client's JWT has expired.")
-        jti = str(decoded.claims["jti"])
-        await self._once(iss, jti, decoded.claims.get("exp"))
-        tenant = decoded.claims.get("tenant")
-        return CdsCaller(iss, jti, tenant if isinstance(tenant, str) else None)
+        exp, iat, jti = claims["exp"], claims["iat"], claims["jti"]
+        if not _number(exp) or not _number(iat) or exp - iat > MAX_LIFETIME_SECONDS:
+            raise BearerError("The JWT may live five minutes at most (exp - iat).")
+        if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI:
+            raise BearerError("The JWT's 'jti' claim is not acceptable.")
 
-    async def _once(self, iss: str, jti: str, exp: object) -> None:
-        """Remember ``jti`` in the app's store until the JWT expires; a second use is refused."""
+    async def _once(self, issuer: str, jti: str, exp: float) -> None:
+        """Remember ``jti`` until the JWT expires (leeway included); a second use is refused."""
         if self._store is None:
             return
-        key = f"cds-jti:{normalise_issuer(iss)}:{jti}"
-        if await self._store.get(key) is not None:
+        ttl = max(1, math.ceil(exp - self._now()) + LEEWAY_SECONDS)
+        if not await self._store.add(_jti_key(issuer, jti), {"seen": True}, ttl):
             raise BearerError("This JWT was used before (jti replayed).")
-        left = int(exp) - int(time.time()) if isinstance(exp, int | float) else 300
-        await self._store.put(key, {"seen": True}, max(60, min(left + LEEWAY_SECONDS, 3600)))
 
 
-def jku_allowed(jku: str, iss: str) -> bool:
-    """``jku`` is on the issuer's origin, over https (or the issuer's scheme), without userinfo."""
-    parts = urlsplit(jku)
-    if parts.scheme not in ("https", urlsplit(iss).scheme) or parts.username or parts.password:
-        return False
-    return same_origin(jku, iss)
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims as sent (nothing is trusted yet)."""
+    try:
+        compact = jws.extract_compact(token.encode())
+        header = compact.headers()
+        claims = json.loads(compact.payload)
+    except (JoseError, ValueError, UnicodeError):
+        raise BearerError("The CDS client's JWT is malformed.") from None
+    if not isinstance(claims, dict):
+        raise BearerError("The CDS client's JWT carries no claims.")
+    return dict(header), claims
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _jti_key(issuer: str, jti: str) -> str:
+    # Hashed: a jti is the client's string, of any content; the key stays short and plain.
+    digest = hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()
+    return f"cds-jti:{digest}"
 
 
 def cds_bearer_token(header: str) -> str:

@@ -1,9 +1,18 @@
-"""Verify JWTs against a remote JWKS: cached, refetched once when a ``kid`` is unknown."""
+"""Verify JWTs against one remote JWK Set (RFC 7517): cached, with a budget for refetches.
+
+A :class:`JwksCache` holds the keys of one configured URL. It fetches them when it has none (or
+they are older than ``ttl_seconds``). A ``kid`` it does not know makes it fetch again, at most
+once per ``refetch_seconds`` (the refetch budget: the issuer may have rotated its keys, but a
+stream of made-up kids must not become a stream of fetches). A failed fetch is remembered for
+``failure_seconds`` (negative caching), so an issuer that is down is not asked again on every
+call. :attr:`JwksCache.fetches` counts what went out.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,21 +27,28 @@ __all__ = ["ASYMMETRIC_ALGS", "JwksCache"]
 
 ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384")
 """Never ``none`` or an HMAC: a public key must not double as a shared secret."""
-
-_MIN_REFETCH_SECONDS = 30.0
+_UNKNOWN_KEY = "The token's signature does not verify (its key is not in the issuer's key set)."
 
 
 class JwksCache:
     """One JWKS URL. ``decode`` verifies the signature only; claims are the caller's job."""
 
-    def __init__(self, url: str, *, ttl_seconds: float = 3600, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, ttl_seconds: float = 3600, timeout: float = 10.0,
+                 refetch_seconds: float = 30.0, failure_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url
         self._ttl = ttl_seconds
         self._timeout = timeout
+        self._refetch = refetch_seconds
+        self._failure = failure_seconds
+        self._now = clock
         self._keys: KeySet | None = None
         self._expires = 0.0
-        self._forced_at = -_MIN_REFETCH_SECONDS
+        self._forced_at: float | None = None
+        self._failed_until: float | None = None
         self._lock = asyncio.Lock()
+        self.fetches = 0
+        """Requests sent to :attr:`url` (for measurements and tests)."""
 
     async def decode(self, token: str, algorithms: tuple[str, ...] = ASYMMETRIC_ALGS) -> jwt.Token:
         registry = JWSRegistry(algorithms=list(algorithms), strict_check_header=False)
@@ -40,33 +56,44 @@ class JwksCache:
         try:
             return jwt.decode(token, keys, registry=registry)
         except InvalidKeyIdError:
-            # The issuer may have rotated its keys: fetch once more, then give up.
-            keys = await self._key_set(force=True)
+            # The issuer may have rotated its keys: fetch once more (budget allowing).
+            refreshed = await self._key_set(force=True)
+            if refreshed is keys:  # the budget is spent: the keys are the ones just tried
+                raise TokenError(_UNKNOWN_KEY) from None
+            keys = refreshed
         except JoseError as err:
             raise TokenError(f"The token's signature does not verify ({err.error}).") from None
         try:
             return jwt.decode(token, keys, registry=registry)
+        except InvalidKeyIdError:
+            raise TokenError(_UNKNOWN_KEY) from None
         except JoseError as err:
             raise TokenError(f"The token's signature does not verify ({err.error}).") from None
 
     async def _key_set(self, *, force: bool) -> KeySet:
         async with self._lock:
-            now = time.monotonic()
+            now = self._now()
+            if self._failed_until is not None and now < self._failed_until:
+                raise TokenError(f"The signing keys at {self.url} could not be loaded lately.")
             fresh = self._keys is not None and now < self._expires
-            # Forced refetches are rate limited so a stream of bogus kids cannot hammer the issuer.
-            force = force and now - self._forced_at > _MIN_REFETCH_SECONDS
-            if fresh and not force:
-                assert self._keys is not None  # noqa: S101 - narrowed by ``fresh``
+            spent = self._forced_at is not None and now - self._forced_at < self._refetch
+            if self._keys is not None and fresh and (not force or spent):
                 return self._keys
-            self._keys = await self._fetch()
-            self._expires = now + self._ttl
             if force:
                 self._forced_at = now
+            try:
+                self._keys = await self._fetch()
+            except TokenError:
+                self._failed_until = now + self._failure
+                raise
+            self._failed_until = None
+            self._expires = now + self._ttl
             return self._keys
 
     async def _fetch(self) -> KeySet:
+        self.fetches += 1
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as http:
+            async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as http:
                 resp = await http.get(self.url, headers={"Accept": "application/json"})
             resp.raise_for_status()
             body: Any = resp.json()

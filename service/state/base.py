@@ -16,6 +16,10 @@ class SessionStore(Protocol):
         """Store ``value`` (JSON-serialisable) for ``ttl_seconds``, replacing any old value."""
         ...
 
+    async def add(self, key: str, value: JsonObject, ttl_seconds: int) -> bool:
+        """Store ``value`` only when ``key`` is absent (atomic); True when it was stored."""
+        ...
+
     async def get(self, key: str) -> JsonObject | None:
         """The value, or ``None`` when absent or expired."""
         ...

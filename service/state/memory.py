@@ -27,6 +27,15 @@ class MemoryStore:
             # A deep copy: callers must not be able to change stored state by reference.
             self._data[key] = (now + ttl_seconds, copy.deepcopy(value))
 
+    async def add(self, key: str, value: JsonObject, ttl_seconds: int) -> bool:
+        async with self._lock:
+            now = self._now()
+            self._sweep(now)
+            if key in self._data:
+                return False
+            self._data[key] = (now + ttl_seconds, copy.deepcopy(value))
+            return True
+
     async def get(self, key: str) -> JsonObject | None:
         async with self._lock:
             return self._live(key, remove=False)

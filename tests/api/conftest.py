@@ -38,6 +38,7 @@ def build_settings(server: SmartTestServer, **overrides: Any) -> Settings:
         "api_audience": "ketamine-api",
         "api_jwks_url": f"{server.base_url}/api/jwks",
         "cds_allowed_issuers": [server.base_url],
+        "cds_jwks_urls": {server.base_url: f"{server.base_url}/jwks"},
         "fhir_max_retries": 0,
         "fhir_timeout_seconds": 5,
         **overrides,

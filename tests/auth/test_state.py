@@ -1,4 +1,5 @@
-"""Session stores: the same contract in memory and in Redis; replicas share launches via Redis."""
+"""Session stores: the same contract in memory and in Redis; replicas share launches via Redis;
+every value sealed (encrypted) at rest, with keys that rotate."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
 from service.api.services import services_of
 from service.config import Settings
 from service.main import create_app
-from service.state import MemoryStore, SessionStore
+from service.state import MemoryStore, SealedStore, SessionStore
 from service.state.redis_store import RedisStore
+from service.state.sealed import fernet_for
 from tests.auth.conftest import APP_ORIGIN
 from tests.auth.flow import authorize, callback
 from tests.auth.smart_server import SmartTestServer
@@ -81,7 +84,8 @@ async def test_replicas_share_a_launch_through_redis(redis_url: str,
                                                      make_settings: Callable[..., Settings],
                                                      browser_http: httpx.AsyncClient,
                                                      smart_server: SmartTestServer) -> None:
-    settings = make_settings(redis_url=redis_url)
+    # Replicas share the session key as they share Redis (state is encrypted at rest).
+    settings = make_settings(redis_url=redis_url, session_keys=[Fernet.generate_key().decode()])
     replica_a, replica_b = create_app(settings), create_app(settings)
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=replica_a), base_url=APP_ORIGIN) as a,
@@ -100,3 +104,24 @@ async def test_replicas_share_a_launch_through_redis(redis_url: str,
         assert replay.status_code == 400
     await services_of(replica_a).store.close()
     await services_of(replica_b).store.close()
+
+
+async def test_the_memory_store_is_sealed_too() -> None:
+    memory = MemoryStore()
+    store = SealedStore(memory, fernet_for([]))
+    await store.put("session:x", {"access_token": "secret-token"}, 60)
+    inner = await memory.get("session:x")
+    assert inner is not None and "secret-token" not in str(inner)
+    assert await store.get("session:x") == {"access_token": "secret-token"}
+
+
+async def test_keys_rotate_new_first_old_still_decrypts() -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    memory = MemoryStore()
+    await SealedStore(memory, fernet_for([old])).put("session:a", {"v": 1}, 60)
+    rotated = SealedStore(memory, fernet_for([new, old]))
+    assert await rotated.get("session:a") == {"v": 1}
+    await rotated.put("session:b", {"v": 2}, 60)
+    assert await SealedStore(memory, fernet_for([new])).get("session:b") == {"v": 2}
+    # Once the old key is dropped, what it sealed is as good as expired (never an error).
+    assert await SealedStore(memory, fernet_for([new])).get("session:a") is None
