@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from typing import TextIO
 import msgspec
 
 from service import __version__, cli_help, workflow
+from service.audit import AuditRecord, AuditTrail
 from service.clients import FhirClients
 from service.config import ENV_FILE_VARIABLE, Settings, load_settings
 from service.config_report import effective_settings, production_problems
@@ -71,6 +73,25 @@ _ENCODER = msgspec.json.Encoder()
 """Population NDJSON: one contract a line, as fast as it is screened."""
 
 
+def _who(settings: Settings) -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        user = "unknown"
+    return f"{settings.client_id} (command line, user {user})"
+
+
+async def _audit(settings: Settings, action: str, *, ok: bool, patient: str | None = None,
+                 detail: str | None = None) -> None:
+    """One audit record for a command's access to a FHIR server (service.audit)."""
+    trail = AuditTrail.from_settings(settings, connect=FhirClients(settings).audit,
+                                     command_line=True)
+    trail.record(AuditRecord(action=action, outcome="success" if ok else "failure",
+                             who=_who(settings), who_kind="client", patient=patient,
+                             route=f"ketamine-screen {action}", detail=detail))
+    await trail.aclose()
+
+
 def _emit(result: ScreeningResult, fmt: str, out: TextIO) -> None:
     if fmt == "json":
         out.write(json.dumps(result.as_contract(), indent=2) + "\n")
@@ -78,15 +99,33 @@ def _emit(result: ScreeningResult, fmt: str, out: TextIO) -> None:
         out.write(text_report(result))
 
 
+async def _save(settings: Settings, client: FhirClient, result: ScreeningResult,
+                raw: RawPatientData) -> list[str]:
+    """The write-back, recorded in the audit trail whatever its outcome."""
+    try:
+        written = await workflow.write_screening_result(client, result, raw)
+    except ServiceError as exc:
+        await _audit(settings, "save", ok=False, patient=raw.patient_id,
+                     detail=type(exc).__name__)
+        raise
+    await _audit(settings, "save", ok=True, patient=raw.patient_id,
+                 detail=f"{len(written)} resources")
+    return written
+
+
 async def _from_server(settings: Settings, args: argparse.Namespace,
                        as_of: datetime) -> tuple[ScreeningResult, RawPatientData, list[str]]:
     async with await _connect(settings, args.fhir_base, write=args.write_back) as client:
-        result, raw = await workflow.screen_from_fhir(client, args.patient, as_of=as_of,
-                                                      settings=settings, ruleset=args.ruleset,
-                                                      products=args.product)
-        written: list[str] = []
-        if args.write_back:
-            written = await workflow.write_screening_result(client, result, raw)
+        try:
+            result, raw = await workflow.screen_from_fhir(
+                client, args.patient, as_of=as_of, settings=settings, ruleset=args.ruleset,
+                products=args.product)
+        except ServiceError as exc:
+            await _audit(settings, "screen", ok=False, patient=args.patient,
+                         detail=type(exc).__name__)
+            raise
+        await _audit(settings, "screen", ok=True, patient=args.patient)
+        written = await _save(settings, client, result, raw) if args.write_back else []
     return result, raw, written
 
 
@@ -112,7 +151,13 @@ def run_population(fhir_base: str, out: TextIO, *, as_of: datetime, fmt: str = "
                                                     emit=emit, group=group,
                                                     progress=_reporter(err))
 
-    summary = asyncio.run(run())
+    try:
+        summary = asyncio.run(run())
+    except ServiceError as exc:
+        asyncio.run(_audit(settings, "bulk", ok=False, detail=type(exc).__name__))
+        raise
+    asyncio.run(_audit(settings, "bulk", ok=True,
+                       detail=f"group {group}" if group else "all patients"))
     (err if fmt == "json" else out).write(summary.table())
     return 0
 
@@ -138,7 +183,7 @@ def _screen(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         if args.write_back:
             async def write() -> list[str]:
                 async with await _connect(settings, args.fhir_base, write=True) as client:
-                    return await workflow.write_screening_result(client, result, raw)
+                    return await _save(settings, client, result, raw)
             written = asyncio.run(write())
     else:
         if not (args.fhir_base and args.patient):
@@ -190,8 +235,7 @@ def _check_config(args: argparse.Namespace, settings: Settings, out: TextIO) -> 
 
 
 def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    import uvicorn
-
+    from service import serving
     from service.config_report import refuse_unsafe_production
 
     workers = args.workers or settings.workers
@@ -206,11 +250,9 @@ def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     level = args.log_level or settings.log_level
     # Our access line (service.access) replaces uvicorn's: it has the route template and the
     # duration, and never the query string.
-    uvicorn.run("service.main:create_app", factory=True, host=args.host, port=args.port,
-                workers=workers, log_config=uvicorn_log_config(level), log_level=level.lower(),
-                access_log=False, proxy_headers=True, server_header=False,
-                timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None)
-    return 0
+    started = serving.serve(settings, host=args.host, port=args.port, workers=workers,
+                            log_config=uvicorn_log_config(level), log_level=level.lower())
+    return 0 if started else 3
 
 
 COMMANDS = {"screen": _screen, "demo": _demo, "publish-codesystems": _publish,

@@ -11,6 +11,7 @@
   (``KETAMINE_FHIR_TOKEN``), else Backend Services when client credentials are configured (the
   server must then be an allowed issuer), else no token.
 * ``plain``: no token at all (test servers without auth).
+* ``audit``: the audit repository (``KETAMINE_AUDIT_FHIR_BASE``) that takes AuditEvents, no token.
 
 Only servers in ``KETAMINE_ALLOWED_ISSUERS`` are contacted with a token. A client is opened per
 use (``async with``: one auth, one request id), but ``backend``, ``launch`` and ``cds`` clients send
@@ -167,3 +168,12 @@ class FhirClients:
     def plain(self, base_url: str) -> FhirClient:
         """A server without a token (its own connections)."""
         return FhirClient(base_url, settings=self.settings)
+
+    # -- The audit trail ------------------------------------------------------------------------
+
+    def audit(self) -> FhirClient:
+        """The server AuditEvents go to (an internal repository: no token; its own connections,
+        as the command line sends from a loop of its own)."""
+        if not self.settings.audit_fhir_base:
+            raise AuthError("No audit server is configured (KETAMINE_AUDIT_FHIR_BASE).")
+        return self.plain(self.settings.audit_fhir_base)

@@ -7,11 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from service import __version__
+from service.api.audit import AuditMiddleware
 from service.api.contract import DESCRIPTION, install_contract
 from service.api.errors import install_errors
-from service.api.middleware import SecurityHeadersMiddleware
+from service.api.limits import BodyDeadlineMiddleware, RouteGateMiddleware
+from service.api.middleware import RequestIdMiddleware, SecurityHeadersMiddleware, ServiceApp
+from service.api.observe import ObserveMiddleware
 from service.api.routes import (
     cds,
     course,
@@ -54,19 +58,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if metrics is not None:
                 metrics.close()
+            await services.audit.aclose()
             await services.fhir.aclose()
             await services.store.close()
 
-    app = FastAPI(
+    production = settings.environment == "production"
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. The schema is committed
+    # (openapi/openapi.json) and served outside production.
+    app = ServiceApp(
         title="Ketamine screening",
         version=__version__,
         summary="Ketamine / esketamine suitability screening for SMART-on-FHIR EHRs",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None if production else "/openapi.json",
     )
+    hsts = settings.base_url.startswith("https://")
+
+    def security_headers(inner: ASGIApp) -> ASGIApp:
+        return SecurityHeadersMiddleware(inner, settings.frame_ancestors, hsts=hsts)
+
+    def audited(inner: ASGIApp) -> ASGIApp:
+        return AuditMiddleware(inner, services.audit)
+
+    # Outside everything FastAPI builds: every answer (a 500, a refused body) has the request
+    # id, its access line and metrics, the security headers and its audit record.
+    app.outermost = [RequestIdMiddleware, ObserveMiddleware, security_headers, audited]
     app.state.services = services
-    app.add_middleware(SecurityHeadersMiddleware, frame_ancestors=settings.frame_ancestors)
-    install_errors(app)  # after the other middleware: the request id is outermost
+    app.add_middleware(RouteGateMiddleware, settings=settings, heavy=services.heavy)
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.body_timeout_seconds)
+    install_errors(app)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     app.include_router(pages.router)

@@ -61,11 +61,12 @@ def test_the_app_environment_is_a_valid_configuration() -> None:
         settings = load_settings()
     assert settings.redis_url and settings.metrics_port == 9464 and settings.workers == 1
     # The stop grace period outlasts the drain; production would refuse only the trial's
-    # plain-HTTP parts and its development secrets.
+    # plain-HTTP parts and its development secrets (the pseudonym key, no session key).
     assert int(APP["stop_grace_period"].removesuffix("s")) > settings.shutdown_grace_seconds
     refused = {p.split(" ")[0] for p in production_problems(settings)}
     assert refused <= {"KETAMINE_LOG_PSEUDONYM_KEY", "KETAMINE_ALLOWED_ISSUERS:",
-                       "KETAMINE_REDIRECT_URI", "KETAMINE_BASE_URL", "KETAMINE_COOKIE_SECURE"}
+                       "KETAMINE_REDIRECT_URI", "KETAMINE_BASE_URL", "KETAMINE_COOKIE_SECURE",
+                       "KETAMINE_SESSION_KEYS"}
 
 
 def test_numeric_user_in_the_dockerfile_and_compose() -> None:

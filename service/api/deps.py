@@ -11,6 +11,8 @@ Every route needs credentials except the few listed in :data:`PUBLIC_ROUTES`
 * CDS services take the CDS client's JWT: ``client: VerifiedCdsClient``.
 
 The app's services (:class:`~service.api.services.AppServices`) come as ``services: Services``.
+Each of the three credential checks also tells the request's audit record who is calling
+(:mod:`service.api.audit`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi.openapi.models import OAuthFlowClientCredentials
 from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
 from fastapi.security import OAuth2
 
+from service.api.audit import access_of
 from service.api.services import AppServices, services_of
 from service.api.sources import Source
 from service.auth.api_tokens import Caller
@@ -56,9 +59,6 @@ PUBLIC_ROUTES: dict[str, frozenset[str]] = {
     # discovery
     "/cds-services": frozenset({"GET"}),
     "/openapi.json": frozenset({"GET"}),
-    "/docs": frozenset({"GET"}),
-    "/docs/oauth2-redirect": frozenset({"GET"}),
-    "/redoc": frozenset({"GET"}),
     # the SMART launch flow (it authenticates the user itself)
     "/launch": frozenset({"GET"}),
     "/launch/standalone": frozenset({"GET"}),
@@ -112,6 +112,7 @@ _bearer = OAuth2(
 
 
 async def current_caller(
+    request: Request,
     services: Services,
     authorization: Annotated[str | None, Depends(_bearer)],
 ) -> Caller:
@@ -120,7 +121,11 @@ async def current_caller(
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise BearerError("Only 'Authorization: Bearer <JWT>' is accepted.")
-    return await services.api_tokens.verify(token.strip())
+    caller = await services.api_tokens.verify(token.strip())
+    who = caller.subject if caller.client_id in (None, caller.subject) else \
+        f"{caller.subject} (client {caller.client_id})"
+    access_of(request).by(who, "client")
+    return caller
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
@@ -155,7 +160,11 @@ async def current_launch(
     if bid is None or not ctx:
         raise SessionExpired("No active launch in this browser; open the app from the EHR.")
     key = session_key(bid, ctx)
-    return ActiveLaunch(key=key, handle=ctx, session=await fresh_session(services.smart, key))
+    session = await fresh_session(services.smart, key)
+    access = access_of(request)
+    access.by(session.fhir_user or session.id_token_sub, "user")
+    access.patient = session.patient
+    return ActiveLaunch(key=key, handle=ctx, session=session)
 
 
 RequireSession = Annotated[ActiveLaunch, Depends(current_launch)]
@@ -182,7 +191,9 @@ def _cds_audiences(request: Request, settings: Settings) -> list[str]:
 async def verified_cds_client(request: Request, services: Services) -> CdsCaller:
     """The CDS client whose JWT passed every check, or a 401 problem (BearerError)."""
     token = cds_bearer_token(request.headers.get("authorization", ""))
-    return await services.cds_jwt.verify(token, _cds_audiences(request, services.settings))
+    client = await services.cds_jwt.verify(token, _cds_audiences(request, services.settings))
+    access_of(request).by(client.issuer, "client")
+    return client
 
 
 VerifiedCdsClient = Annotated[CdsCaller, Depends(verified_cds_client)]

@@ -6,9 +6,10 @@ and problem type (the tree is drawn in :mod:`service.errors`): :func:`answer_err
 handler for all of them. Request validation (422, with ``errors``: where and what, never the input
 itself) and ``HTTPException`` answer problem+json on the API paths and FastAPI's defaults
 elsewhere; anything unexpected is a 500 problem. The request id comes from
-:class:`service.api.middleware.RequestIdMiddleware` (``X-Request-ID`` on every response) and is
-put into the body where the body is built (https://www.rfc-editor.org/rfc/rfc9457#section-3.2
-allows extension members).
+:class:`service.api.middleware.RequestIdMiddleware` (``X-Request-ID`` and the security headers
+are on every response, this 500 included: they wrap the whole app) and is put into the body
+where the body is built (https://www.rfc-editor.org/rfc/rfc9457#section-3.2 allows extension
+members). A deliberate error is noted in the request's audit record.
 Logs carry ids and classes only, never record contents.
 """
 
@@ -28,13 +29,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.middleware import (
-    PROBLEM_JSON,
-    REQUEST_ID_HEADER,
-    RequestIdMiddleware,
-    request_id_of,
-)
-from service.api.observe import ObserveMiddleware, route_template
+from service.api.audit import note_error
+from service.api.middleware import PROBLEM_JSON, request_id_of
+from service.api.observe import route_template
 from service.errors import ServiceError, problem_body
 
 __all__ = ["answer_error", "install_errors", "problem_response"]
@@ -58,12 +55,13 @@ def _error_page(err: ServiceError) -> HTMLResponse:
         "<p>Close this window and launch the app again from the patient's chart.</p>"
         "</body></html>"
     )
-    return HTMLResponse(body, status_code=err.http_status)
+    return HTMLResponse(body, status_code=err.http_status, headers=err.headers())
 
 
 async def answer_error(request: Request, exc: Exception) -> Response:
     """The one handler for every ServiceError: problem+json, or the HTML page for a browser."""
     assert isinstance(exc, ServiceError)  # noqa: S101 - registered for ServiceError only
+    note_error(request, exc)
     # The route template, not the path: a path can hold a patient id.
     log.warning("%s %s -> %d %s", request.method, route_template(request.scope),
                 exc.http_status, type(exc).__name__)
@@ -96,13 +94,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    # Starlette answers this one outside every middleware, so the id header is set here.
     rid = request_id_of(request.scope)
     log.error("%s %s failed with %s", request.method, route_template(request.scope),
               type(exc).__name__, exc_info=exc, extra={"request_id": rid or "-"})
     body = problem_body(500, "Internal error", "The service failed; quote the request id.",
                         "internal", rid)
-    return problem_response(body, {REQUEST_ID_HEADER: rid} if rid else None)
+    return problem_response(body)
 
 
 def _reason(status: int) -> str:
@@ -113,10 +110,8 @@ def _reason(status: int) -> str:
 
 
 def install_errors(app: FastAPI) -> None:
-    """Call once from ``create_app``, after the other middleware (the request id is outermost)."""
+    """Call once from ``create_app``."""
     app.add_exception_handler(ServiceError, answer_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
-    app.add_middleware(ObserveMiddleware)  # inside the request id: its line carries the id
-    app.add_middleware(RequestIdMiddleware)

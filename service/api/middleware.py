@@ -1,13 +1,19 @@
-"""The two middlewares: a request id on every response, and the security headers.
+"""The two outermost middlewares: a request id on every response, and the security headers.
+
+:class:`ServiceApp` puts them outside everything FastAPI builds, Starlette's error middleware
+included, so every answer carries both: a 500, a 413 from the body limit, a 503 when busy.
 
 ``X-Request-ID`` is the caller's when well-formed, else a new one; it is kept in the request's
 scope (:func:`request_id_of`, read where a problem body is built) and in
 :data:`current_request_id` (log lines, and the ``X-Request-ID`` sent to the EHR).
 
-``frame-ancestors`` lets the EHR embed the app in its iframe and nobody else
-(https://www.w3.org/TR/CSP3/#directive-frame-ancestors). Tokens in a query string end up in
-access logs and Referer headers (RFC 6750 section 5.3), so such requests are refused and the
-value is blanked before any logger sees the URL.
+The Content-Security-Policy allows this origin only (``default-src 'self'``, scripts from
+``/static`` only, no inline script or style), stylesheets from this origin or https (the EHR's
+``smart_style_url``), images from this origin or ``data:``; ``frame-ancestors`` lets the EHR
+embed the app in its iframe and nobody else (https://www.w3.org/TR/CSP3/#directive-frame-ancestors).
+``Strict-Transport-Security`` is sent when the service's public URL is https (RFC 6797).
+Tokens in a query string end up in access logs and Referer headers (RFC 6750 section 5.3), so
+such requests are refused and the value is blanked before any logger sees the URL.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from urllib.parse import parse_qsl, urlencode
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import BearerError
@@ -28,6 +36,8 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "RequestIdMiddleware",
     "SecurityHeadersMiddleware",
+    "ServiceApp",
+    "content_security_policy",
     "current_request_id",
     "request_id_of",
 ]
@@ -76,12 +86,36 @@ class RequestIdMiddleware:
             current_request_id.reset(token)
 
 
+class ServiceApp(FastAPI):
+    """FastAPI with :attr:`outermost` wrapped around the whole stack it builds."""
+
+    outermost: list[Callable[[ASGIApp], ASGIApp]]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for wrap in reversed(getattr(self, "outermost", [])):
+            app = wrap(app)
+        return app
+
+
+def content_security_policy(frame_ancestors: list[str]) -> str:
+    ancestors = " ".join(frame_ancestors) or "'none'"
+    return ("default-src 'self'; script-src 'self'; style-src 'self' https:; "
+            "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+            f"base-uri 'none'; form-action 'self'; frame-ancestors {ancestors}")
+
+
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, frame_ancestors: list[str]) -> None:
+    def __init__(self, app: ASGIApp, frame_ancestors: list[str], *, hsts: bool = False) -> None:
         self.app = app
-        ancestors = " ".join(frame_ancestors) or "'none'"
-        self._csp = (f"frame-ancestors {ancestors}; object-src 'none'; base-uri 'none'; "
-                     "form-action 'self'").encode()
+        self._fixed = [(b"content-security-policy",
+                        content_security_policy(frame_ancestors).encode()),
+                       (b"x-content-type-options", b"nosniff"),
+                       # No Referer: the callback URL carries a code, the app URL a launch handle.
+                       (b"referrer-policy", b"no-referrer")]
+        if hsts:
+            self._fixed.append((b"strict-transport-security", b"max-age=31536000"))
+        self._names = {name for name, _ in self._fixed}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,14 +127,10 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() not in self._names]
                 names = {name.lower() for name, _ in headers}
-                content_type = dict(headers).get(b"content-type", b"")
-                if content_type.startswith(b"text/html"):
-                    headers.append((b"content-security-policy", self._csp))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                # No Referer: the callback URL carries a code and the app URL a launch handle.
-                headers.append((b"referrer-policy", b"no-referrer"))
+                headers += self._fixed
                 if b"cache-control" not in names and not scope["path"].startswith("/static/"):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
@@ -115,7 +145,7 @@ class SecurityHeadersMiddleware:
         await send({"type": "http.response.start", "status": err.http_status, "headers": [
             (b"content-type", PROBLEM_JSON.encode()),
             (b"www-authenticate", b'Bearer realm="ketamine-screen", error="invalid_request"'),
-            (b"x-content-type-options", b"nosniff"),
+            *self._fixed,
             (b"cache-control", b"no-store"),
         ]})
         await send({"type": "http.response.body", "body": body})

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from service.api.limits import HeavyWork
 from service.api.sources import PageSource, fhir_pages
+from service.audit import AuditTrail
 from service.auth.api_tokens import ApiTokenVerifier
 from service.auth.cds_client import CdsJwtVerifier
 from service.auth.smart import SmartApp
@@ -32,6 +34,8 @@ class AppServices:
     cds_jwt: CdsJwtVerifier
     fhir: FhirClients
     page_source: PageSource
+    audit: AuditTrail
+    heavy: HeavyWork
     ruleset: Ruleset | None = None
     """Set by the lifespan once the maps have loaded (readiness)."""
 
@@ -43,7 +47,9 @@ def build_services(settings: Settings) -> AppServices:
     return AppServices(settings=settings, store=store, smart=smart,
                        api_tokens=ApiTokenVerifier(settings),
                        cds_jwt=CdsJwtVerifier(settings, store), fhir=fhir,
-                       page_source=fhir_pages(settings, fhir))
+                       page_source=fhir_pages(settings, fhir),
+                       audit=AuditTrail.from_settings(settings, connect=fhir.audit),
+                       heavy=HeavyWork(settings.max_heavy_requests))
 
 
 def services_of(app: FastAPI) -> AppServices:

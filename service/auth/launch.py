@@ -70,7 +70,7 @@ async def begin_launch(smart: SmartApp, *, iss: str | None, launch: str | None,
     await smart.store.put(
         f"launch:{state}",
         {"iss": iss, "verifier": verifier, "nonce": nonce, "binding": _binding(browser_id),
-         "standalone": standalone},
+         "standalone": standalone, "scope": scope},
         LAUNCH_TTL_SECONDS,
     )
     log.info("SMART %s launch started for iss=%s", "standalone" if standalone else "EHR", iss)
@@ -111,6 +111,9 @@ async def complete_launch(smart: SmartApp, *, state: str | None, code: str | Non
         raise TokenEndpointUnavailable("The EHR's token response has no access_token.")
 
     fhir_user = sub = None
+    if "id_token" not in token and "openid" in str(pending.get("scope", "openid")).split():
+        # Who the user is comes from the id_token only (OpenID Connect Core section 3.1.3.3).
+        raise LaunchError("The EHR sent no id_token although the app asked for one (openid).")
     if "id_token" in token:
         if not config.jwks_uri:
             raise LaunchError("The EHR sent an id_token but publishes no jwks_uri to check it.")

@@ -28,7 +28,9 @@ _FIELD = "sealed"
 def fernet_for(keys: list[str]) -> MultiFernet:
     """The keys as a MultiFernet; none given: a key made now (this process only)."""
     if not keys:
-        log.warning("KETAMINE_SESSION_KEYS is unset: session state is encrypted with a key made "
+        # Production refuses to start without keys (service.config_report); elsewhere this is
+        # the usual single-process case, so not a warning.
+        log.info("KETAMINE_SESSION_KEYS is unset: session state is encrypted with a key made "
                     "at start-up, which other processes cannot read")
         keys = [Fernet.generate_key().decode()]
     return MultiFernet([Fernet(key) for key in keys])

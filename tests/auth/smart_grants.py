@@ -113,6 +113,10 @@ class ServerState:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     fhir_requests: list[tuple[str, str, bool]] = field(default_factory=list)
     """(method, path, bearer token valid) for every request through the FHIR proxy."""
+    paths: list[str] = field(default_factory=list)
+    """The path of every request the server received, whatever it answered."""
+    issue_id_token: bool = True
+    """False: token responses leave out the id_token even when ``openid`` was granted."""
 
 
 def build_auth_server(server: SmartTestServer) -> StarletteAuthorizationServer:

@@ -11,6 +11,7 @@ an upstream FHIR server (the HAPI sandbox). It also issues API JWTs for the serv
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from typing import Any
@@ -20,6 +21,8 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -149,6 +152,10 @@ def _build_app(server: SmartTestServer) -> Starlette:
         oauth_request = await StarletteOAuth2Request.read(request)
         st.token_requests.append(dict(oauth_request.form))
         response: Response = auth.create_token_response(oauth_request)
+        if not st.issue_id_token and response.status_code == 200:
+            body = json.loads(bytes(response.body))
+            body.pop("id_token", None)
+            return JSONResponse(body, headers={"Cache-Control": "no-store"})
         return response
 
     async def fhir_proxy(request: Request) -> Response:
@@ -179,7 +186,12 @@ def _build_app(server: SmartTestServer) -> Starlette:
             {"iss": server.fhir_base, "launch": launch})
         return RedirectResponse(str(target), status_code=302)
 
-    return Starlette(routes=[
+    async def count_paths(request: Request, call_next: Any) -> Response:
+        st.paths.append(request.url.path)
+        response: Response = await call_next(request)
+        return response
+
+    return Starlette(middleware=[Middleware(BaseHTTPMiddleware, dispatch=count_paths)], routes=[
         Route("/fhir/.well-known/smart-configuration", smart_configuration),
         Route("/jwks", jwks),
         Route("/api/jwks", api_jwks),

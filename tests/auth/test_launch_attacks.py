@@ -167,3 +167,36 @@ async def test_expired_session_without_refresh_token(app_client: httpx.AsyncClie
     await store.put(key, stored, 600)
     resp = await app_client.get(done.headers["location"])
     assert resp.status_code == 401
+
+
+async def test_a_token_response_patient_that_is_no_id_is_a_launch_error(
+        app_client: httpx.AsyncClient, browser_http: httpx.AsyncClient,
+        smart_server: SmartTestServer) -> None:
+    """Issue 16: ``patient: "../../admin/secret?x="`` sent the clinician's token outside the FHIR
+    base. It is a clear launch error, and nothing is requested with it."""
+    cb, _ = await authorize(app_client, browser_http, "/launch",
+                            {"iss": smart_server.fhir_base,
+                             "launch": smart_server.new_launch("../../admin/secret?x=")})
+    before = len(smart_server.state.paths)
+    resp = await callback(app_client, cb)
+    assert resp.status_code == 400
+    assert "patient that is not a FHIR id" in resp.text
+    assert smart_server.state.paths[before:] == ["/token", "/jwks"]  # the exchange, the id_token
+    assert not any("admin" in path for path in smart_server.state.paths)
+
+
+async def test_a_launch_without_the_id_token_asked_for_is_refused(
+        app_client: httpx.AsyncClient, browser_http: httpx.AsyncClient,
+        smart_server: SmartTestServer) -> None:
+    """Issue 16: a launch completed without an id_token although openid fhirUser was asked."""
+    cb, sent = await authorize(app_client, browser_http, "/launch",
+                               {"iss": smart_server.fhir_base,
+                                "launch": smart_server.new_launch()})
+    assert "openid" in sent["scope"].split()
+    smart_server.state.issue_id_token = False
+    try:
+        resp = await callback(app_client, cb)
+    finally:
+        smart_server.state.issue_id_token = True
+    assert resp.status_code == 400
+    assert "no id_token" in resp.text

@@ -56,8 +56,8 @@ async def test_every_non_public_route_needs_credentials(settings: Settings) -> N
 
 def test_public_list_is_small_and_explicit() -> None:
     assert set(PUBLIC_ROUTES) == {
-        "/healthz", "/readyz", "/cds-services", "/openapi.json", "/docs",
-        "/docs/oauth2-redirect", "/redoc", "/launch", "/launch/standalone", "/callback"}
+        "/healthz", "/readyz", "/cds-services", "/openapi.json", "/launch",
+        "/launch/standalone", "/callback"}
     assert not is_public("POST", "/cds-services")
     assert not is_public("POST", "/launch")
     assert is_public("GET", "/.well-known/jwks.json")

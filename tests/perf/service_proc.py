@@ -58,9 +58,12 @@ class ServiceProcess:
     """``uvicorn service.main:create_app --factory``; :attr:`base_url` once :meth:`start` ends."""
 
     def __init__(self, env: dict[str, str], *, workers: int = 1, port: int | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, serve: bool = False) -> None:
+        """``serve``: start it as ``ketamine-screen serve`` does (the protocol with its header
+        deadline, connection limits), rather than with uvicorn's own command line."""
         self.env = env
         self.workers = workers
+        self.serve = serve
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -72,6 +75,9 @@ class ServiceProcess:
         command = [sys.executable, "-m", "uvicorn", "service.main:create_app", "--factory",
                    "--host", "127.0.0.1", "--port", str(self.port), "--workers",
                    str(self.workers), "--log-level", "info", "--no-access-log"]
+        if self.serve:
+            command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1",
+                       "--port", str(self.port), "--workers", str(self.workers)]
         self.process = subprocess.Popen(command, cwd=self._cwd.name, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT,
                                         env={**os.environ, **self.env})

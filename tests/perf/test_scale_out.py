@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from joserfc.jwk import ECKey, RSAKey
 
 from tests.auth.conftest import CLIENT_ID, CLIENT_SECRET, register_client
@@ -41,7 +42,8 @@ def replicas(redis_url: str, smart: SmartTestServer,
     env = {"KETAMINE_ENVIRONMENT": "test", "KETAMINE_CLIENT_ID": CLIENT_ID,
            "KETAMINE_CLIENT_SECRET": CLIENT_SECRET, "KETAMINE_ALLOWED_ISSUERS": smart.fhir_base,
            "KETAMINE_REDIRECT_URI": redirect, "KETAMINE_COOKIE_SECURE": "false",
-           "KETAMINE_REDIS_URL": redis_url, "AUTHLIB_INSECURE_TRANSPORT": "1"}
+           "KETAMINE_REDIS_URL": redis_url, "AUTHLIB_INSECURE_TRANSPORT": "1",
+           "KETAMINE_SESSION_KEYS": Fernet.generate_key().decode()}
     logs = tmp_path_factory.mktemp("replicas")
     started: list[ServiceProcess] = []
     try:

@@ -16,11 +16,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.audit import AuditAccess
 from service.api.deps import Services, VerifiedCdsClient
 from service.api.examples import CDS_REQUEST, CDS_RESPONSE, FEEDBACK, json_example
 from service.api.middleware import current_request_id
 from service.errors import InputError
 from service.fhir.client import FhirClient
+from service.fhir.references import FHIR_ID_PATTERN
 from service.logs import pseudonym
 from service.render.cds import SERVICES, discovery
 from service.workflow import HookCall, cds_cards
@@ -31,7 +33,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["cds-hooks"])
 
-FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 ServiceId = Annotated[str, Path(pattern=r"^[a-z0-9-]{1,64}$",
                                 json_schema_extra={"enum": list(SERVICES)})]
 
@@ -47,7 +48,7 @@ class FhirAuthorization(BaseModel):
 class HookContext(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    patientId: Annotated[str, Field(pattern=FHIR_ID)]
+    patientId: Annotated[str, Field(pattern=FHIR_ID_PATTERN)]
     userId: str | None = None
     draftOrders: dict[str, Any]
     selections: list[str] | None = None
@@ -104,10 +105,12 @@ async def cds_discovery() -> dict[str, Any]:
                         404: {"description": "no such service"},
                         412: {"description": "prefetch incomplete and no usable fhirServer"}})
 async def call_service(service_id: ServiceId, body: CdsRequest, client: VerifiedCdsClient,
-                       services: Services) -> dict[str, Any]:
+                       services: Services, access: AuditAccess) -> dict[str, Any]:
     """Cards for a draft ketamine or esketamine order (none for other orders): one per finding,
     critical for a contraindication. Records come from ``prefetch``, and what it lacks from
     ``fhirServer`` with ``fhirAuthorization`` (412 when neither will do)."""
+    access.patient = body.context.patientId
+    access.on_behalf_of = body.context.userId
     service = SERVICES.get(service_id)
     if service is None:
         raise HTTPException(404, f"No CDS service '{service_id}' here.")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from service.api.audit import AuditAccess
 from service.api.deps import RequireScreen, Services
 from service.api.examples import json_example
 from service.auth.client_auth import public_jwks
@@ -74,12 +75,15 @@ async def standalone_launch(request: Request, services: Services,
                                      "id_token"},
                 401: {"description": "This browser did not start the launch"},
                 502: {"description": "The EHR's token endpoint failed"}})
-async def callback(request: Request, services: Services, state: Param = None,
-                   code: Param = None, error: Param = None) -> RedirectResponse:
+async def callback(request: Request, services: Services, access: AuditAccess,
+                   state: Param = None, code: Param = None,
+                   error: Param = None) -> RedirectResponse:
     """The EHR's answer to the authorize request: the code is exchanged for tokens (kept on the
     server, never sent to the browser) and the browser goes to the app."""
     done = await complete_launch(services.smart, state=state, code=code, error=error,
                                  browser_id=browser_id(request, services.settings))
+    access.by(done.session.fhir_user or done.session.id_token_sub, "user")
+    access.patient = done.session.patient
     return RedirectResponse(f"/app?ctx={done.handle}", status_code=303)
 
 

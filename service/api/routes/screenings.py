@@ -14,14 +14,16 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from service.api.audit import AuditAccess
 from service.api.deps import RequireScreen, Services, single_valued_query
 from service.api.examples import SCREENING, SCREENING_REQUEST, json_example
 from service.api.middleware import current_request_id
 from service.auth.scopes import SCOPE_WRITE
 from service.errors import BearerError
+from service.fhir.references import FHIR_ID_GRAMMAR, FHIR_ID_PATTERN
 from service.logs import pseudonym
 from service.screening.engine import PRODUCT_CHOICES, RULESETS
 from service.screening.policy import products_asked
@@ -45,7 +47,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/screenings", tags=["api"],
                    dependencies=[Depends(single_valued_query)])
 
-MAX_BUNDLE_BYTES = 20 * 1024 * 1024
 _ISO_DATE_TIME = r"^(19|2[01])\d\d-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)?)?$"
 
 
@@ -61,7 +62,6 @@ AsOf = Annotated[datetime | None, BeforeValidator(_iso_only),
                  WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time",
                                             "pattern": _ISO_DATE_TIME}, {"type": "null"}]})]
 """An evaluation time as the API takes it: ISO 8601 text, years 1900 to 2199."""
-FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 
 
 def _product(value: str) -> str:
@@ -84,7 +84,7 @@ _RULESET_HELP = "ruleset version; default the deployment's (KETAMINE_RULESET)"
 class ScreeningRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    patient: Annotated[str, Field(pattern=r"^(Patient/)?[A-Za-z0-9\-.]{1,64}$",
+    patient: Annotated[str, Field(pattern=f"^(Patient/)?{FHIR_ID_GRAMMAR}$",
                                   description="Patient id on the FHIR server", examples=["123"])]
     as_of: AsOf = Field(None, description="evaluation time (ISO 8601); default now")
     write_back: bool = Field(False, description="write the result to the EHR (ketamine.write)")
@@ -192,12 +192,15 @@ class ScreeningOut(BaseModel):
                         503: {"description": "the FHIR server is unavailable"},
                         504: {"description": "the FHIR server timed out"}})
 async def create_screening(body: ScreeningRequest, caller: RequireScreen,
-                           services: Services) -> dict[str, Any]:
+                           services: Services, access: AuditAccess) -> dict[str, Any]:
     """Reads the patient's conditions, medications, allergies and observations from the FHIR
     server (SMART Backend Services), screens them as of ``as_of`` and answers the JSON
     contract: the verdict per product, each finding with the records behind it and its label
     source, the eligibility summary. With ``write_back`` the result is written to the chart in
     one transaction (sending it again adds nothing) and ``written`` lists what was written."""
+    access.patient = body.patient.removeprefix("Patient/")
+    if body.write_back:
+        access.action = "save"
     if body.write_back and SCOPE_WRITE not in caller.scopes:
         raise BearerError(f"write_back needs the '{SCOPE_WRITE}' scope.", "insufficient_scope",
                           scope=SCOPE_WRITE)
@@ -243,26 +246,29 @@ _BUNDLE_SCHEMA: dict[str, Any] = {
                  "application/fhir+json": {"schema": _BUNDLE_SCHEMA, "example": _BUNDLE_EXAMPLE},
                  "application/json": {"schema": _BUNDLE_SCHEMA}}}},
              responses={200: json_example(SCREENING),
-                        413: {"description": "Bundle larger than 20 MB"},
+                        413: {"description": "Bundle larger than KETAMINE_MAX_BUNDLE_BYTES "
+                                             "(20 MB by default)"},
                         422: {"description": "not JSON, not a Bundle, no usable resource, or "
                                               "an unknown product or ruleset"}})
 async def evaluate_bundle(
     request: Request,
     caller: RequireScreen,
     services: Services,
+    access: AuditAccess,
     as_of: Annotated[AsOf, Query(description="evaluation time (ISO 8601); default now")] = None,
-    patient: Annotated[str | None, Query(pattern=FHIR_ID,
+    patient: Annotated[str | None, Query(pattern=FHIR_ID_PATTERN,
                                          description="which patient, when several")] = None,
     product: Annotated[ProductChoice, Query()] = "both",
     ruleset: Annotated[RulesetName | None, Query(description=_RULESET_HELP)] = None,
 ) -> dict[str, Any]:
     """Screens the records of one patient sent as a FHIR Bundle (a ``collection`` or a
-    ``searchset``, up to 20 MB): nothing is read from or written to a FHIR server. ``patient``
-    picks the patient when the Bundle holds several."""
+    ``searchset``, up to ``KETAMINE_MAX_BUNDLE_BYTES``, 20 MB by default): nothing is read from
+    or written to a FHIR server. ``patient`` picks the patient when the Bundle holds several."""
+    # Bounded as it streams in (service.api.limits): never more than the Bundle limit is held.
     raw_body = await request.body()
-    if len(raw_body) > MAX_BUNDLE_BYTES:
-        raise HTTPException(413, f"The Bundle is larger than {MAX_BUNDLE_BYTES >> 20} MB.")
+    access.patient = patient
     result, _ = await screen_bundle(raw_body, patient_id=patient, as_of=as_of,
                                     settings=services.settings, ruleset=ruleset,
                                     products=product)
+    access.patient = result.patient.removeprefix("Patient/")
     return result.as_contract()

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from service.api.audit import AuditAccess
 from service.api.deps import RequireWrite, Services
 from service.api.examples import SESSION_REQUEST, SESSION_WRITTEN, json_example
 from service.api.middleware import current_request_id
@@ -45,11 +46,12 @@ class SessionWritten(BaseModel):
                         503: {"description": "the FHIR server is unavailable"},
                         504: {"description": "the FHIR server timed out"}})
 async def create_session(body: SessionRequest, caller: RequireWrite,
-                         services: Services) -> SessionWritten:
+                         services: Services, access: AuditAccess) -> SessionWritten:
     """Documents one esketamine or ketamine treatment session (the Spravato REMS monitoring
     items: vitals before the dose, at 40 minutes and at discharge, sedation and dissociation
     scores, adverse events) as Observations in one transaction on the FHIR server. Sending the
     same session again adds nothing (``created`` is 0); ``warnings`` name what to review."""
+    access.patient = body.patient_id
     session = SessionInput.model_validate(body.model_dump(exclude={"fhir_base"}))
     client = await services.fhir.backend(body.fhir_base, write=True,
                                          request_id=current_request_id.get())
