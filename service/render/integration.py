@@ -25,6 +25,7 @@ from fhir.resources.R4B.procedure import Procedure
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from service.fhir.codesystems import CS_SESSION, IDENTIFIER_BASE, display
+from service.fhir.references import FHIR_ID_GRAMMAR, FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.course_map import course_map
 from service.render.session_items import ModalityCode
@@ -33,8 +34,6 @@ from service.render.writeback import app_device_entry, provenance_entry
 __all__ = ["INTEGRATION_SYSTEM", "IntegrationInput", "build_integration_write"]
 
 INTEGRATION_SYSTEM = f"{IDENTIFIER_BASE}/integration"
-_FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
-
 
 class IntegrationInput(BaseModel):
     """One integration session as the clinician records it."""
@@ -42,14 +41,14 @@ class IntegrationInput(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     integration_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    patient_id: Annotated[str, Field(pattern=_FHIR_ID)]
-    practitioner_id: Annotated[str | None, Field(pattern=_FHIR_ID)] = None
+    patient_id: Annotated[str, Field(pattern=FHIR_ID_PATTERN)]
+    practitioner_id: Annotated[str | None, Field(pattern=FHIR_ID_PATTERN)] = None
     start: AwareDatetime
     minutes: Annotated[int, Field(ge=5, le=480)]
     modality: ModalityCode
     clinician: Annotated[str, Field(min_length=1, max_length=200)]
     note: Annotated[str | None, Field(max_length=2000)] = None
-    follows: Annotated[str, Field(pattern=r"^Observation/[A-Za-z0-9\-.]{1,64}$",
+    follows: Annotated[str, Field(pattern=f"^Observation/{FHIR_ID_GRAMMAR}$",
                                   description="the dosing session's Observation")]
 
 

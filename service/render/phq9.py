@@ -25,6 +25,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from service.fhir.codesystems import IDENTIFIER_BASE
+from service.fhir.references import FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.course_map import course_map
 from service.render.session import LOINC
@@ -33,8 +34,6 @@ from service.render.writeback import OBSERVATION_CATEGORY, app_device_entry, pro
 __all__ = ["PHQ9_SYSTEM", "Outcome", "Phq9Input", "build_phq9_write", "phq9_outcome"]
 
 PHQ9_SYSTEM = f"{IDENTIFIER_BASE}/phq9"
-_FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
-
 
 class Phq9Input(BaseModel):
     """The nine answers (0-3 each, in the questionnaire's order) and when they were given."""
@@ -42,8 +41,8 @@ class Phq9Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     response_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    patient_id: Annotated[str, Field(pattern=_FHIR_ID)]
-    practitioner_id: Annotated[str | None, Field(pattern=_FHIR_ID)] = None
+    patient_id: Annotated[str, Field(pattern=FHIR_ID_PATTERN)]
+    practitioner_id: Annotated[str | None, Field(pattern=FHIR_ID_PATTERN)] = None
     answered_at: AwareDatetime
     answers: Annotated[list[Annotated[int, Field(ge=0, le=3)]],
                        Field(min_length=9, max_length=9)]

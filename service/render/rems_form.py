@@ -25,6 +25,7 @@ from fhir.resources.R4B.task import Task
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.fhir.codesystems import CS_SESSION, display
+from service.fhir.references import FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.fhir_time import parse_when
 from service.render.session_items import REMS_SUBMISSION_DAYS, REMS_TASK_CODE
@@ -39,8 +40,6 @@ __all__ = [
     "due_date",
     "rems_task_entry",
 ]
-
-_FHIR_ID = r"^[A-Za-z0-9\-.]{1,64}$"
 
 
 def due_date(dose_at: datetime) -> date:
@@ -80,7 +79,7 @@ class SubmissionInput(BaseModel):
 
     submitted_on: date
     submitted_by: Annotated[str, Field(min_length=1, max_length=200)]
-    practitioner_id: Annotated[str | None, Field(pattern=_FHIR_ID)] = None
+    practitioner_id: Annotated[str | None, Field(pattern=FHIR_ID_PATTERN)] = None
 
 
 def _identifier(task: Mapping[str, Any]) -> tuple[str, str]:
