@@ -118,7 +118,12 @@ def test_without_credentials_the_refusal_is_one_error_line(
         ehr: tuple[SmartTestServer, Path], capsys: pytest.CaptureFixture[str]) -> None:
     server, _ = ehr
     code, out = screen(server)
-    err = capsys.readouterr().err.splitlines()
+    lines = capsys.readouterr().err.splitlines()
+    # The failed screen's audit record goes to stderr as well (stdout carries the results).
+    [audit] = [json.loads(line) for line in lines if '"log":"audit"' in line]
+    assert (audit["action"], audit["outcome"], audit["detail"]) == (
+        "screen", "failure", "FhirAuthError")
+    err = [line for line in lines if '"log":"audit"' not in line]
     assert (code, out) == (1, "")
     assert err[0].startswith("ketamine-screen: warning: no credentials (KETAMINE_FHIR_TOKEN")
     assert err[1].startswith("ketamine-screen: error: FHIR server refused")

@@ -96,6 +96,7 @@ def _settings(server: SmartTestServer, key_file: Path, origin: str) -> Settings:
         redirect_uri=f"{origin}/callback", cookie_secure=False,
         api_issuer=f"{server.base_url}/api", api_audience="ketamine-api",
         api_jwks_url=f"{server.base_url}/api/jwks", cds_allowed_issuers=[server.base_url],
+        cds_jwks_urls={server.base_url: f"{server.base_url}/jwks"},
         log_pseudonym_key=f"lgmk-key-{RUN}-0123456789", fhir_max_retries=0)
 
 

@@ -1,7 +1,9 @@
 """One audit record per request (:mod:`service.audit`), whatever its outcome.
 
-:class:`AuditMiddleware` sits outside FastAPI's whole stack (inside the request id), so a 413 from
-the body limit, a 503 when busy and a 500 are recorded too. Each request gets an :class:`Access`
+:class:`AuditMiddleware` sits outside FastAPI's whole stack (inside the request id), so a 500 is
+recorded too. A request refused before routing (a declared body over the limit, 503 when busy:
+:mod:`service.api.limits`) reached no route and nobody was authenticated: it is not an access and
+is in the access log only. Each request gets an :class:`Access`
 that the dependencies fill in: who (``service.api.deps``: the API caller, the CDS client, the
 clinician of the launch), and the routes the patient (``access: AuditAccess``). The error handler
 marks a failed authentication (:func:`note_error`), recorded as action ``authenticate``. The
