@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return AuditMiddleware(inner, services.audit)
 
     # Outside everything FastAPI builds: every answer (a 500, a refused body) has the request
-    # id, its access line and metrics, the security headers and its audit record.
+    # id, its access line and metrics and the security headers; every access its audit record.
     app.outermost = [RequestIdMiddleware, ObserveMiddleware, security_headers, audited]
     app.state.services = services
     app.add_middleware(RouteGateMiddleware, settings=settings, heavy=services.heavy)
