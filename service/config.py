@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     cookie_secure: bool = True
     session_ttl_seconds: int = Field(default=8 * 3600, ge=300)
     """How long a clinician's launch stays usable (bounded by the EHR's refresh token)."""
+    offline_access: bool = False
+    """Ask the EHR for ``offline_access`` (a refresh token that outlives the user's EHR session)
+    instead of ``online_access``; only where the clinic's policy allows it."""
     discovery_ttl_seconds: int = Field(default=3600, ge=0)
     """How long a FHIR server's ``.well-known/smart-configuration`` is cached."""
 

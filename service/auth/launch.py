@@ -59,7 +59,8 @@ async def begin_launch(smart: SmartApp, *, iss: str | None, launch: str | None,
     state = secrets.token_urlsafe(32)
     verifier = generate_token(64)
     nonce = secrets.token_urlsafe(24)
-    scope = user_scopes(standalone=standalone, v2=config.supports_v2_scopes)
+    scope = user_scopes(standalone=standalone, v2=config.supports_v2_scopes,
+                        offline=settings.offline_access)
     client = OAuth2Client(None, client_id=settings.client_id, redirect_uri=settings.redirect_uri,
                           scope=scope, code_challenge_method="S256")
     extra = {"launch": launch} if launch and not standalone else {}

@@ -48,10 +48,17 @@ def _resource_scopes(level: str, v2: bool) -> list[str]:
     return list(dict.fromkeys(scopes))
 
 
-def user_scopes(*, standalone: bool, v2: bool = True) -> str:
-    """Scopes of an EHR launch (``launch``) or a standalone one (``launch/patient``)."""
+def user_scopes(*, standalone: bool, v2: bool = True, offline: bool = False) -> str:
+    """Scopes of an EHR launch (``launch``) or a standalone one (``launch/patient``).
+
+    ``online_access`` asks for a refresh token that lives as long as the user's EHR session, so
+    a session form opened at dosing can still be saved after the REMS monitoring (two hours and
+    more); ``offline`` asks for ``offline_access`` instead, where a clinic allows it
+    (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html#scopes-for-requesting-a-refresh-token).
+    """
     context = "launch/patient" if standalone else "launch"
-    return " ".join([context, "openid", "fhirUser", *_resource_scopes("patient", v2)])
+    refresh = "offline_access" if offline else "online_access"
+    return " ".join([context, "openid", "fhirUser", refresh, *_resource_scopes("patient", v2)])
 
 
 # What a write-back creates without a user: the screening Observation, DetectedIssues, the

@@ -117,6 +117,8 @@ class ServerState:
     """The path of every request the server received, whatever it answered."""
     issue_id_token: bool = True
     """False: token responses leave out the id_token even when ``openid`` was granted."""
+    refuse_refresh: bool = False
+    """True: every refresh is answered ``invalid_grant``."""
 
 
 def build_auth_server(server: SmartTestServer) -> StarletteAuthorizationServer:
@@ -148,6 +150,8 @@ def build_auth_server(server: SmartTestServer) -> StarletteAuthorizationServer:
         INCLUDE_NEW_REFRESH_TOKEN = True
 
         def authenticate_refresh_token(self, refresh_token: str) -> Grant | None:
+            if st.refuse_refresh:  # the user signed out of the EHR, or its policy ended it
+                return None
             return st.refresh_tokens.get(refresh_token)
 
         def authenticate_user(self, refresh_token: Grant) -> dict[str, Any]:
@@ -228,7 +232,8 @@ def build_auth_server(server: SmartTestServer) -> StarletteAuthorizationServer:
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": secrets.token_urlsafe(24),
                                  "expires_in": st.access_token_ttl, "scope": scope}
         if user and grant_type != "client_credentials":
-            if include_refresh_token:
+            # Real EHRs issue a refresh token to a user launch only when it asked for one.
+            if include_refresh_token and {"online_access", "offline_access"} & set(scope.split()):
                 token["refresh_token"] = secrets.token_urlsafe(24)
             token["patient"] = user["patient"]
             token["need_patient_banner"] = st.need_patient_banner

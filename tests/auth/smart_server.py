@@ -69,6 +69,11 @@ class SmartTestServer:
         key = key or self.api_key
         return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)
 
+    def expire_access_tokens(self) -> None:
+        """What hours passing do to the access tokens issued so far (no test sleeps)."""
+        for token, (_, grant) in list(self.state.access_tokens.items()):
+            self.state.access_tokens[token] = (0.0, grant)
+
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SmartTestServer:
         self._server = ThreadServer(_build_app(self), port=self.port, lifespan="off").start()

@@ -27,6 +27,14 @@ def test_launch_context_scope() -> None:
         user_scopes(standalone=False).split())
 
 
+def test_a_refresh_token_is_asked_for() -> None:
+    """Issue 14: without online_access most EHRs issue no refresh token, and a session form
+    opened at dosing could not be saved after the two hours of REMS monitoring."""
+    assert "online_access" in user_scopes(standalone=False).split()
+    offline = user_scopes(standalone=True, offline=True).split()
+    assert "offline_access" in offline and "online_access" not in offline
+
+
 def test_the_treatment_course_writes_are_covered() -> None:
     """REMS form Tasks (created, then completed by a conditional update), integration Procedures
     and PHQ-9 QuestionnaireResponses; the backend writes a session's Task with it."""
