@@ -305,6 +305,10 @@ class FhirClient:
             jobs[name] = self.search(rtype, params)
         results = await _run_all(jobs, concurrent=concurrent)
         data = record.assemble(patient_id, results)  # attribute reads only: cheap, on the loop
+        data.problems += [
+            ReadProblem(rtype, "not offered by this FHIR server (its CapabilityStatement does "
+                               "not list it), so none of these records were read")
+            for rtype in record.unavailable_types(caps)]
         missing = record.unresolved_medications(data, results, self.base_url)
         if missing:
             found = await self._read_medications(caps, missing)

@@ -21,6 +21,17 @@ no export                 A server without ``$export`` answers the kick-off     
                           falls back to paging ``Patient``.
 unusable statement        ``/metadata`` missing or malformed: standard search   fhir.client
                           is assumed (:data:`STATEMENT_FAILURES`).
+sparse statement          A type listed with ``search-type`` but no             fhir.record
+                          ``searchParam`` entries (seen in vendor statements):
+                          the standard parameters are tried, not refused.
+type not offered          A usable statement that does not list a screened      fhir.record,
+                          type (MedicationStatement: US Core 4+ dropped it)     fhir.client
+                          is not searched; the screen carries a read problem
+                          naming the type (``md-unreadable-record``).
+US Core intent            US Core's required MedicationRequest search is        fhir.record
+                          ``patient`` + ``intent``: every intent code is asked
+                          for unless the statement lists parameters without
+                          ``intent``.
 patient search param      A server that lists ``subject`` but not ``patient``   fhir.record
                           for a type is searched by ``subject``.
 no ``_include``           Not listed in ``searchInclude``: the Medications are  fhir.record,

@@ -23,6 +23,7 @@ from service.screening.model import RawPatientData, ReadProblem
 __all__ = [
     "BP_CODES",
     "LOINC",
+    "MEDICATION_REQUEST_INTENTS",
     "OTHER_CODES",
     "WANTED_CODES",
     "SearchPlan",
@@ -30,6 +31,7 @@ __all__ = [
     "assemble",
     "loinc_tokens",
     "plan_searches",
+    "unavailable_types",
     "unresolved_medications",
     "wanted_observation",
 ]
@@ -39,6 +41,14 @@ BP_CODES, OTHER_CODES = observation_search_codes()
 """The LOINC codes of the rulesets' ``observations`` (REFERENCE: Observations): blood pressure
 (panel and parts) is searched within the BP window, the others (heart rate, SpO2, weight,
 pregnancy status, hCG, PHQ-9) without a date bound. The CDS prefetch asks for the same."""
+
+MEDICATION_REQUEST_INTENTS = ("proposal,plan,order,original-order,reflex-order,filler-order,"
+                              "instance-order,option")
+"""Every code of http://hl7.org/fhir/CodeSystem/medicationrequest-intent (R4). US Core's
+required MedicationRequest search is ``patient`` + ``intent`` ("Mandatory Search Parameters",
+https://hl7.org/fhir/us/core/StructureDefinition-us-core-medicationrequest.html); asking for
+every intent reads what a search without ``intent`` reads, and the rules then decide which
+intents count (REFERENCE, Which records count)."""
 
 SearchPlan = dict[str, tuple[str, list[tuple[str, str]]]]
 """Search name -> (resource type, query parameters)."""
@@ -62,7 +72,9 @@ def plan_searches(caps: Capabilities, patient_id: str, since: datetime) -> Searc
     """
 
     def supports(rtype: str, param: str) -> bool:
-        return rtype not in caps.search_params or caps.supports_search(rtype, param)
+        # A type listed without any searchParam says nothing about its parameters (a sparse
+        # statement, quirk "sparse statement"): the standard ones are tried.
+        return not caps.search_params.get(rtype) or caps.supports_search(rtype, param)
 
     def by_patient(rtype: str) -> tuple[str, str]:
         if supports(rtype, "patient"):
@@ -72,14 +84,20 @@ def plan_searches(caps: Capabilities, patient_id: str, since: datetime) -> Searc
         raise FhirProtocolError(f"the FHIR server cannot search {rtype} by patient")
 
     plan: SearchPlan = {}
+    skipped = set(unavailable_types(caps))
     for rtype, kind in SCREENED_TYPES.items():
-        if rtype == "Observation" or (kind.when_listed and rtype not in caps.search_params):
+        if rtype == "Observation" or rtype in skipped or (
+                kind.when_listed and rtype not in caps.search_params):
             continue
         params = [by_patient(rtype)]
+        if rtype == "MedicationRequest" and supports(rtype, "intent"):
+            params.append(("intent", MEDICATION_REQUEST_INTENTS))
         include = f"{rtype}:medication"
         if kind.medication and caps.supports_include(rtype, include):
             params.append(("_include", include))
         plan[rtype] = (rtype, params)
+    if "Observation" in skipped:
+        return plan
     patient = by_patient("Observation")
     if supports("Observation", "code"):
         bp = [patient, ("code", loinc_tokens(BP_CODES))]
@@ -92,6 +110,16 @@ def plan_searches(caps: Capabilities, patient_id: str, since: datetime) -> Searc
     else:
         plan["Observation:all"] = ("Observation", [patient])
     return plan
+
+
+def unavailable_types(caps: Capabilities) -> list[str]:
+    """Screened types a usable statement does not list (quirk "type not offered", e.g.
+    MedicationStatement, which US Core 4 and later dropped): they are not searched, and the screen
+    says they were not read. An empty or unusable statement lists nothing and hides nothing."""
+    if not caps.search_params:
+        return []
+    return [rtype for rtype, kind in SCREENED_TYPES.items()
+            if not kind.when_listed and rtype not in caps.search_params]
 
 
 WANTED_CODES = frozenset(BP_CODES) | frozenset(OTHER_CODES)

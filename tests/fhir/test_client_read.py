@@ -23,7 +23,7 @@ from service.errors import FhirProtocolError
 from service.fhir import capabilities
 from service.fhir.capabilities import Capabilities
 from service.fhir.client import FhirClient
-from service.fhir.record import add_medications
+from service.fhir.record import MEDICATION_REQUEST_INTENTS, add_medications
 from service.screening.model import RawPatientData
 from tests.fhir.seed import AS_OF, LOINC, load
 
@@ -340,3 +340,56 @@ async def test_a_server_that_cannot_search_by_patient_fails_before_any_request(
         with pytest.raises(FhirProtocolError, match="cannot search Condition by patient"):
             await fhir.read_patient_data(record.pid, as_of=AS_OF, bp_window_days=30)
     assert recorder.requests == []
+
+
+# -- Sparse and partial statements (issue 14) ----------------------------------------------------
+
+
+def sparse(statement: Mapping[str, Any], *, drop_types: frozenset[str] = frozenset()
+           ) -> Capabilities:
+    """``statement`` as a sparse EHR publishes it: every type listed with its interactions but
+    no ``searchParam`` or ``searchInclude`` entries, and ``drop_types`` not listed at all."""
+    data = copy.deepcopy(dict(statement))
+    for rest in data["rest"]:
+        rest.pop("searchParam", None)
+        rest["resource"] = [r for r in rest["resource"] if r["type"] not in drop_types]
+        for resource in rest["resource"]:
+            resource.pop("searchParam", None)
+            resource.pop("searchInclude", None)
+    return Capabilities.from_statement(data)
+
+
+async def test_a_type_listed_without_search_params_is_searched_anyway(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    """It used to fail with "cannot search Condition by patient" before sending anything."""
+    data, sent = await read(fhir_base_url, record, caps=sparse(statement))
+    assert ids(data) == record.expected
+    assert set(data.medications) == record.medications  # by _id search: no include listed
+    assert data.problems == []
+    [condition] = sent.to("Condition")
+    assert condition.params["patient"] == f"Patient/{record.pid}"
+    [request] = sent.to("MedicationRequest")
+    assert request.params["intent"] == MEDICATION_REQUEST_INTENTS
+
+
+async def test_a_type_the_statement_does_not_list_is_skipped_and_said(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    caps = sparse(statement, drop_types=frozenset({"MedicationStatement"}))
+    data, sent = await read(fhir_base_url, record, caps=caps)
+    assert sent.to("MedicationStatement") == []
+    assert ids(data) == {key for key in record.expected
+                         if not key.startswith("MedicationStatement/")}
+    assert [(p.reference, p.problem) for p in data.problems] == [(
+        "MedicationStatement", "not offered by this FHIR server (its CapabilityStatement does "
+        "not list it), so none of these records were read")]
+
+
+async def test_medication_requests_are_searched_by_intent_as_us_core_requires(
+    fhir_base_url: str, record: Record
+) -> None:
+    data, sent = await read(fhir_base_url, record)
+    [request] = sent.to("MedicationRequest")
+    assert request.params["intent"] == MEDICATION_REQUEST_INTENTS
+    assert ids(data) == record.expected  # every intent asked for: nothing lost against before

@@ -11,7 +11,14 @@ from typing import Any
 
 from service.fhir.capabilities import Capabilities
 from service.fhir.projection import decode_resource
-from service.fhir.record import add_medications, assemble, plan_searches, unresolved_medications
+from service.fhir.record import (
+    MEDICATION_REQUEST_INTENTS,
+    add_medications,
+    assemble,
+    plan_searches,
+    unavailable_types,
+    unresolved_medications,
+)
 from tests.fhir.pages import search_result
 from tests.fhir.seed import AS_OF, LOINC
 
@@ -109,3 +116,31 @@ def test_medication_references_on_this_server_are_resolved_others_flagged() -> N
                     search_result([{"resourceType": "Medication", "id": "m1"}]))
     assert set(data.medications) == {"Medication/m1"}
     assert [p.reference for p in data.problems] == ["MedicationStatement/ms3", "Medication/m2"]
+
+
+def test_a_type_listed_without_parameters_gets_the_standard_search() -> None:
+    """Issue 14: Condition listed with search-type but no searchParam used to stop the screen."""
+    bare = Capabilities.from_statement(statement(
+        {"Condition": [], "AllergyIntolerance": [], "MedicationStatement": [],
+         "MedicationRequest": [], "Observation": []}, {}))
+    plan = plan_searches(bare, "p1", AS_OF - timedelta(days=30))
+    assert plan["Condition"] == ("Condition", [("patient", "Patient/p1")])
+    assert plan["MedicationRequest"] == ("MedicationRequest", [
+        ("patient", "Patient/p1"), ("intent", MEDICATION_REQUEST_INTENTS)])
+    assert dict(plan["Observation:bp"][1])["date"] == "ge2026-05-16T12:00:00Z"
+    assert unavailable_types(bare) == []
+
+
+def test_types_a_statement_leaves_out_are_not_searched() -> None:
+    partial = Capabilities.from_statement(statement(
+        {"Condition": ["patient"], "AllergyIntolerance": ["patient"],
+         "MedicationRequest": ["patient", "intent"]}, {}))
+    assert unavailable_types(partial) == ["MedicationStatement", "Observation"]
+    assert set(plan_searches(partial, "p1", AS_OF)) == {
+        "Condition", "AllergyIntolerance", "MedicationRequest"}
+    assert unavailable_types(Capabilities()) == []  # no statement: standard search assumed
+
+
+def test_intent_is_left_out_where_the_statement_lists_parameters_without_it() -> None:
+    params = plan_searches(FULL, "p1", AS_OF)["MedicationRequest"][1]
+    assert "intent" not in dict(params)
