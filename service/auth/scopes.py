@@ -62,9 +62,9 @@ def user_scopes(*, standalone: bool, v2: bool = True, offline: bool = False) -> 
 
 
 # What a write-back creates without a user: the screening Observation, DetectedIssues, the
-# Provenance, the app's Device (created once, conditionally), and an esketamine session's REMS
-# form Task.
-_BACKEND_WRITES = ("Observation", "DetectedIssue", "Provenance", "Device", "Task")
+# Provenance, and an esketamine session's REMS form Task. The app is named in Provenance by a
+# logical reference, so no Device is written and none needs a scope.
+_BACKEND_WRITES = ("Observation", "DetectedIssue", "Provenance", "Task")
 
 
 def backend_scopes(*, v2: bool = True, write: bool = False) -> str:

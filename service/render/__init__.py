@@ -1,6 +1,6 @@
 """The render stage: builds what we write and what people read; no I/O.
 
-    writeback.py      the screening result as Observation, DetectedIssues, Device, Provenance
+    writeback.py      the screening result as Observation, DetectedIssues, Provenance
     session.py        a treatment session as Observations (session_input.py: what is recorded
                       and its checks, the REMS form's items; session_items.py: the one table of
                       routes, products, adverse events, MOAA/S levels, vitals steps, REMS

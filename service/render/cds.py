@@ -140,9 +140,9 @@ def _detail(finding: Finding, result: ScreeningResult, sources: Mapping[str, str
 def _issue_resources(result: ScreeningResult) -> dict[tuple[str, tuple[str, ...]], dict[str, Any]]:
     """The DetectedIssue the write-back would create for each finding, ready for a CDS action.
 
-    In the write-back transaction the issue points at the screening Observation and the app's
-    Device through ``urn:uuid`` references; outside that transaction they would dangle, so the
-    evidence is dropped and the author is named by display only.
+    In the write-back transaction the issue points at the screening Observation through a
+    ``urn:uuid`` reference; outside that transaction it would dangle, so the evidence is dropped
+    and the author is named by display only.
     """
     found: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     for entry in build_screening_write(result).issues:

@@ -29,7 +29,7 @@ from service.fhir.references import FHIR_ID_GRAMMAR, FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.course_map import course_map
 from service.render.session_items import ModalityCode
-from service.render.writeback import app_device_entry, provenance_entry
+from service.render.writeback import app_agent, provenance_entry
 
 __all__ = ["INTEGRATION_SYSTEM", "IntegrationInput", "build_integration_write"]
 
@@ -76,9 +76,8 @@ def build_integration_write(session: IntegrationInput, *, now: datetime) -> list
         "note": [{"text": session.note}] if session.note else None,
     })
     entry = TxEntry(procedure, INTEGRATION_SYSTEM, key)
-    device = app_device_entry()
     provenance = provenance_entry(
-        f"{key}/provenance", [entry], device=device,
-        device_role="assembler" if session.practitioner_id else "author",
+        f"{key}/provenance", [entry], app=app_agent(),
+        app_role="assembler" if session.practitioner_id else "author",
         practitioner=session.practitioner_id, practitioner_role="author", recorded=now)
-    return [device, entry, provenance]
+    return [entry, provenance]

@@ -29,7 +29,7 @@ from service.fhir.references import FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.course_map import course_map
 from service.render.session import LOINC
-from service.render.writeback import OBSERVATION_CATEGORY, app_device_entry, provenance_entry
+from service.render.writeback import OBSERVATION_CATEGORY, app_agent, provenance_entry
 
 __all__ = ["PHQ9_SYSTEM", "Outcome", "Phq9Input", "build_phq9_write", "phq9_outcome"]
 
@@ -84,12 +84,11 @@ def build_phq9_write(phq9: Phq9Input, *, now: datetime) -> list[TxEntry]:
         "derivedFrom": [response_entry.reference()],
     })
     total_entry = TxEntry(total, PHQ9_SYSTEM, f"{key}/total")
-    device = app_device_entry()
     provenance = provenance_entry(
-        f"{key}/provenance", [response_entry, total_entry], device=device,
-        device_role="assembler" if phq9.practitioner_id else "author",
+        f"{key}/provenance", [response_entry, total_entry], app=app_agent(),
+        app_role="assembler" if phq9.practitioner_id else "author",
         practitioner=phq9.practitioner_id, practitioner_role="author", recorded=now)
-    return [device, response_entry, total_entry, provenance]
+    return [response_entry, total_entry, provenance]
 
 
 @dataclass(frozen=True, slots=True)

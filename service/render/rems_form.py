@@ -29,7 +29,7 @@ from service.fhir.references import FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.fhir_time import parse_when
 from service.render.session_items import REMS_SUBMISSION_DAYS, REMS_TASK_CODE
-from service.render.writeback import app_device_entry, provenance_entry
+from service.render.writeback import app_agent, provenance_entry
 
 if TYPE_CHECKING:
     from service.render.session_input import SessionInput
@@ -104,10 +104,9 @@ def build_submission_write(task: Mapping[str, Any], submission: SubmissionInput,
                  "executionPeriod": {"end": submission.submitted_on.isoformat()},
                  "owner": {"display": submission.submitted_by}})
     entry = TxEntry(Task.model_validate(body), system, key, method="PUT")
-    device = app_device_entry()
     provenance = provenance_entry(
-        f"{key}/submitted/{submission.submitted_on.isoformat()}", [entry], device=device,
-        device_role="assembler" if submission.practitioner_id else "author",
+        f"{key}/submitted/{submission.submitted_on.isoformat()}", [entry], app=app_agent(),
+        app_role="assembler" if submission.practitioner_id else "author",
         practitioner=submission.practitioner_id, practitioner_role="author", recorded=now,
         activity="UPDATE")
-    return [device, entry, provenance]
+    return [entry, provenance]

@@ -36,7 +36,7 @@ from service.fhir.transaction import TxEntry, build_transaction
 from service.render.rems_form import rems_task_entry
 from service.render.session_input import SessionInput, VitalsInput
 from service.render.session_items import CONCOMITANT, ROUTES, VITALS_STEPS
-from service.render.writeback import OBSERVATION_CATEGORY, app_device_entry, provenance_entry
+from service.render.writeback import OBSERVATION_CATEGORY, app_agent, provenance_entry
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.bundle import Bundle
@@ -209,10 +209,9 @@ def build_session_write(session: SessionInput, *, now: datetime | None = None) -
         observations.append(rems_task_entry(session, observations[0], builder.system,
                                             builder.key("rems-form"),
                                             now=recorded))
-    device = app_device_entry()
     practitioner = session.practitioner_id
     provenance = provenance_entry(
-        builder.key("provenance"), [device, *observations], device=device,
-        device_role="assembler" if practitioner else "author", practitioner=practitioner,
+        builder.key("provenance"), observations, app=app_agent(),
+        app_role="assembler" if practitioner else "author", practitioner=practitioner,
         practitioner_role="author", recorded=recorded)
-    return SessionWrite([device, *observations, provenance], session.warnings())
+    return SessionWrite([*observations, provenance], session.warnings())

@@ -20,10 +20,12 @@ Choices, with the spec sections behind them:
   what they commit to. ``mitigation.action`` is that text alone (a CodeableConcept without a
   code: no ActDetectedIssueManagementCode says "followed the label advice"), ``date`` the write
   time and ``author`` the launching practitioner when there is one (the element allows
-  Practitioner or PractitionerRole only, never the app's Device). A rule without management text
+  Practitioner or PractitionerRole only, never the app). A rule without management text
   gets no mitigation.
-- **Provenance**: targets every resource written; agents are the app (a Device, created in the same
-  transaction) and the launching clinician when there is one; activity v3-DataOperation CREATE.
+- **Provenance**: targets every resource written; agents are the app and the launching clinician
+  when there is one; activity v3-DataOperation CREATE. The app is named by a logical reference
+  (identifier + display, no resource behind it): writing a Device would need a scope no clinic
+  grants for it, and a scope-enforcing EHR refuses the whole transaction without it.
   R4 Provenance has no identifier, so its idempotency key is a ``meta.tag``.
 
 Identifiers are deterministic (patient, ruleset, products asked, thresholds, evaluation time,
@@ -45,7 +47,6 @@ from fhir.resources.R4B.detectedissue import (
     DetectedIssueEvidence,
     DetectedIssueMitigation,
 )
-from fhir.resources.R4B.device import Device, DeviceDeviceName, DeviceVersion
 from fhir.resources.R4B.meta import Meta
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.provenance import Provenance, ProvenanceAgent, ProvenanceEntity
@@ -65,7 +66,7 @@ __all__ = [
     "APP_NAME",
     "OBSERVATION_CATEGORY",
     "ScreeningWrite",
-    "app_device_entry",
+    "app_agent",
     "build_screening_write",
     "provenance_entry",
 ]
@@ -91,25 +92,20 @@ def _hash(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
-def app_device_entry() -> TxEntry:
-    """The app itself as a Device, one per released version (agent of every Provenance)."""
-    value = f"{APP_NAME}-{__version__}"
-    system = f"{IDENTIFIER_BASE}/device"
-    device = Device(
-        identifier=[{"system": system, "value": value}],
-        status="active",
-        deviceName=[DeviceDeviceName(name=APP_NAME, type="user-friendly-name")],
-        version=[DeviceVersion(value=__version__)],
-    )
-    return TxEntry(device, system, value)
+def app_agent() -> Reference:
+    """The app itself, one identifier per released version: a logical reference, so no resource
+    (and no scope to write one) is needed to name it as a Provenance agent or an author."""
+    return Reference(identifier={"system": f"{IDENTIFIER_BASE}/app",
+                                 "value": f"{APP_NAME}-{__version__}"},
+                     display=f"{APP_NAME} {__version__}")
 
 
 def provenance_entry(
     key: str,
     targets: Sequence[TxEntry],
     *,
-    device: TxEntry,
-    device_role: str,
+    app: Reference,
+    app_role: str,
     practitioner: str | None,
     practitioner_role: str,
     sources: Sequence[str] = (),
@@ -125,7 +121,7 @@ def provenance_entry(
         return ProvenanceAgent(type=CodeableConcept(coding=[Coding(
             system=PARTICIPANT_TYPE, code=role, display=role.capitalize())]), who=who)
 
-    agents = [agent(device.reference(APP_NAME), device_role)]
+    agents = [agent(app, app_role)]
     if practitioner:
         agents.append(agent(Reference(reference=reference_to("Practitioner", practitioner)),
                             practitioner_role))
@@ -145,16 +141,15 @@ def provenance_entry(
 class ScreeningWrite:
     """The entries of one screening write-back, and the transaction Bundle they make."""
 
-    def __init__(self, observation: TxEntry, issues: list[TxEntry], device: TxEntry,
+    def __init__(self, observation: TxEntry, issues: list[TxEntry],
                  provenance: TxEntry) -> None:
         self.observation = observation
         self.issues = issues
-        self.device = device
         self.provenance = provenance
 
     @property
     def entries(self) -> list[TxEntry]:
-        return [self.device, self.observation, *self.issues, self.provenance]
+        return [self.observation, *self.issues, self.provenance]
 
     def bundle(self) -> Bundle:
         return build_transaction(self.entries)
@@ -193,7 +188,7 @@ def _mitigation(finding: Finding, practitioner: str | None,
 
 
 def _issue(finding: Finding, key: str, patient: Reference, observation: TxEntry,
-           device: TxEntry, as_of: datetime, *, practitioner: str | None,
+           as_of: datetime, *, practitioner: str | None,
            now: datetime) -> TxEntry:
     system = f"{IDENTIFIER_BASE}/detected-issue"
     value = f"{key}.{_hash(finding.rule, *finding.evidence)[:16]}"
@@ -212,7 +207,7 @@ def _issue(finding: Finding, key: str, patient: Reference, observation: TxEntry,
         severity=severity,
         patient=patient,
         identifiedDateTime=as_of,
-        author=device.reference(APP_NAME),
+        author=app_agent(),
         implicated=[Reference(reference=r) for r in _evidence_refs(finding.evidence)] or None,
         evidence=[DetectedIssueEvidence(detail=[observation.reference()])],
         detail=f"{detail} (source: {finding.source})" if finding.source else detail,
@@ -232,7 +227,6 @@ def build_screening_write(
     now = now or datetime.now(UTC)
     key = _screening_key(result, versions or {})
     patient = Reference(reference=reference_to("Patient", result.patient))
-    device = app_device_entry()
     system = f"{IDENTIFIER_BASE}/screening"
     verdict = result.verdict.label
     evidence = _evidence_refs(_all_evidence(result))
@@ -258,11 +252,11 @@ def build_screening_write(
     issues: dict[str, TxEntry] = {}
     for finding in result.findings:
         if _issue_wanted(finding):
-            entry = _issue(finding, key, patient, obs_entry, device, result.as_of,
+            entry = _issue(finding, key, patient, obs_entry, result.as_of,
                            practitioner=practitioner, now=now)
             issues.setdefault(entry.value, entry)
-    targets = [device, obs_entry, *issues.values()]
-    provenance = provenance_entry(f"{key}.provenance", targets, device=device,
-                                  device_role="author", practitioner=practitioner,
+    targets = [obs_entry, *issues.values()]
+    provenance = provenance_entry(f"{key}.provenance", targets, app=app_agent(),
+                                  app_role="author", practitioner=practitioner,
                                   practitioner_role="enterer", sources=evidence, recorded=now)
-    return ScreeningWrite(obs_entry, list(issues.values()), device, provenance)
+    return ScreeningWrite(obs_entry, list(issues.values()), provenance)

@@ -59,7 +59,8 @@ async def test_screen_write_back_and_repeat(sandbox_api: httpx.AsyncClient, auth
     assert first.status_code == 200, first.text
     written = first.json()["written"]
     kinds = [ref.split("/")[0] for ref in written]
-    assert {"Observation", "DetectedIssue", "Provenance", "Device"} <= set(kinds)
+    assert {"Observation", "DetectedIssue", "Provenance"} <= set(kinds)
+    assert "Device" not in kinds
     async with FhirClient(sandbox_settings.allowed_issuers[0], settings=sandbox_settings) as fhir:
         issues = [await fhir.read(*ref.split("/")) for ref in written
                   if ref.startswith("DetectedIssue/")]

@@ -12,7 +12,8 @@ def test_backend_reads_only_unless_writing() -> None:
     write = backend_scopes(write=True).split()
     assert set(read) < set(write)
     assert {"system/Observation.c", "system/DetectedIssue.c", "system/Provenance.c",
-            "system/Device.c"} <= set(write)
+            "system/Task.c"} <= set(write)
+    assert not any("Device" in s for s in write)  # the app is named, not written
 
 
 def test_v1_equivalents() -> None:

@@ -43,7 +43,7 @@ def put(base_url: str, resources: list[dict[str, Any]]) -> None:
 
 def new_patient(base_url: str) -> str:
     """A contraindicated patient (aneurysm): a write-back is Observation + DetectedIssue +
-    Provenance (+ the app's Device, shared by every patient)."""
+    Provenance."""
     pid = f"fault-{uuid.uuid4().hex[:10]}"
     patient = PatientBuilder(pid)
     patient.condition("I71.4", "Abdominal aortic aneurysm")

@@ -88,7 +88,7 @@ def test_an_esketamine_session_gets_its_rems_form_task_due_in_seven_days() -> No
     task = tasks[0].resource.model_dump(mode="json", exclude_none=True)
     assert (task["status"], task["intent"], task["code"]["coding"][0]["code"]) == (
         "requested", "order", "rems-monitoring-form")
-    assert task["focus"]["reference"] == entries[1].full_url  # the session Observation
+    assert task["focus"]["reference"] == entries[0].full_url  # the session Observation
     assert task["restriction"]["period"]["end"] == "2026-06-22T23:59:59Z"
     assert due_date(DOSE) == date(2026, 6, 22)
     provenance = entries[-1].resource.model_dump(mode="json", exclude_none=True)
@@ -105,7 +105,7 @@ def test_marking_submitted_is_a_conditional_update_of_the_task() -> None:
         submitted_on=date(2026, 6, 17), submitted_by="Sam Rivera, RN", practitioner_id="dr1"),
         now=NOW)
     bundle = build_transaction(entries).model_dump(mode="json", exclude_none=True)
-    update = bundle["entry"][1]
+    update = bundle["entry"][0]
     assert update["request"] == {
         "method": "PUT", "url": "Task?identifier=http://ketamine-screen.example.org/fhir/"
                                 "identifier/session|Patient/p1/session/S-0001/rems-form"}
@@ -113,9 +113,9 @@ def test_marking_submitted_is_a_conditional_update_of_the_task() -> None:
     assert (body["status"], body["owner"], body["executionPeriod"]) == (
         "completed", {"display": "Sam Rivera, RN"}, {"end": "2026-06-17"})
     assert "id" not in body and body["focus"] == task.resource["focus"]
-    provenance = bundle["entry"][2]["resource"]
+    provenance = bundle["entry"][1]["resource"]
     assert provenance["activity"]["coding"][0]["code"] == "UPDATE"
-    assert bundle["entry"][2]["request"]["ifNoneExist"].endswith(
+    assert bundle["entry"][1]["request"]["ifNoneExist"].endswith(
         "/rems-form/submitted/2026-06-17")
 
 
@@ -124,7 +124,7 @@ def test_integration_session_is_a_psychotherapy_procedure_for_the_dosing_session
         integration_id="i1", patient_id="p1", practitioner_id="dr1", start=T, minutes=50,
         modality="group-telehealth", clinician="Dr Chen", note="private words",
         follows="Observation/42"), now=NOW)
-    procedure = entries[1].resource.model_dump(mode="json", exclude_none=True)
+    procedure = entries[0].resource.model_dump(mode="json", exclude_none=True)
     assert procedure["code"]["coding"][0] == {"system": "http://snomed.info/sct",
                                               "code": "75516001", "display": "Psychotherapy"}
     assert procedure["category"]["coding"][0] == {"system": CS_SESSION,
@@ -145,17 +145,17 @@ def test_phq9_is_a_questionnaire_response_and_a_total_observation() -> None:
                      answers=[3, 3, 2, 2, 1, 1, 0, 0, 3])
     entries = build_phq9_write(phq9, now=NOW)
     assert [e.resource_type for e in entries] == [
-        "Device", "QuestionnaireResponse", "Observation", "Provenance"]
-    response = entries[1].resource.model_dump(mode="json", exclude_none=True)
+        "QuestionnaireResponse", "Observation", "Provenance"]
+    response = entries[0].resource.model_dump(mode="json", exclude_none=True)
     assert response["questionnaire"] == "http://loinc.org/q/44249-1"
     assert [i["linkId"] for i in response["item"]] == [
         "44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5",
         "44253-3", "44260-8", "44261-6"]
     assert response["item"][0]["answer"][0]["valueCoding"]["code"] == "LA6571-9"
     assert response["item"][-1]["answer"] == [{"valueInteger": 15}]
-    total = entries[2].resource.model_dump(mode="json", exclude_none=True)
+    total = entries[1].resource.model_dump(mode="json", exclude_none=True)
     assert (total["code"]["coding"][0]["code"], total["valueInteger"]) == ("44261-6", 15)
-    assert total["derivedFrom"] == [{"reference": entries[1].full_url}]
+    assert total["derivedFrom"] == [{"reference": entries[0].full_url}]
     with pytest.raises(ValueError, match="at least 9"):
         Phq9Input(response_id="r1", patient_id="p1", answered_at=T, answers=[1] * 8)
 
@@ -195,7 +195,7 @@ def test_the_course_reads_back_and_prints_in_the_forms_order() -> None:
     record = course.sessions[0]
     assert (record.session_id, record.product, record.code("route")) == (
         "S-0001", "esketamine", "intranasal")
-    assert record.ref == f"Observation/{build_session_write(session).entries[1].full_url[-12:]}"
+    assert record.ref == f"Observation/{build_session_write(session).entries[0].full_url[-12:]}"
     sections = print_sections(record)
     assert [s.heading for s in sections] == [
         "Session", "Concomitant medications", "Vitals before dosing", "Dose",
@@ -216,7 +216,7 @@ def test_due_list_marks_forms_past_the_window_overdue() -> None:
     course = _course(SessionInput.model_validate(session_body()),
                      SessionInput.model_validate(session_body(session_id="S-0002")))
     done = build_submission_write(course.tasks[1].resource, SubmissionInput(
-        submitted_on=date(2026, 6, 16), submitted_by="Sam"), now=NOW)[1]
+        submitted_on=date(2026, 6, 16), submitted_by="Sam"), now=NOW)[0]
     course.tasks[1] = read_course_records(
         {"tasks": [{**done.resource.model_dump(mode="json", exclude_none=True), "id": "t"}]},
         []).tasks[0]
@@ -233,7 +233,7 @@ def test_timeline_flags_a_dosing_session_without_integration_in_the_window() -> 
     follows = course.sessions[0].ref or ""
     procedure = _resolved(build_integration_write(IntegrationInput(
         integration_id="i1", patient_id="p1", start=DOSE + timedelta(days=3), minutes=45,
-        modality="individual", clinician="Dr Chen", follows=follows), now=NOW))[1]
+        modality="individual", clinician="Dr Chen", follows=follows), now=NOW))[0]
     within = timeline(course, DOSE + timedelta(days=30), 7)
     assert [(e.kind, e.flag) for e in within] == [
         ("dosing", "No integration session within 7 days")]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from service import __version__
 from service.errors import FhirRejected
 from service.fhir.client import FhirClient
 from service.fhir.codesystems import CS_SCREENING, IDENTIFIER_BASE
@@ -48,11 +49,11 @@ def dump(write: Any) -> dict[str, Any]:
 def test_bundle_shape() -> None:
     bundle = dump(build_screening_write(result("p1", REFS), practitioner="dr1", now=NOW))
     types = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert types == ["Device", "Observation", "DetectedIssue", "DetectedIssue", "Provenance"]
+    assert types == ["Observation", "DetectedIssue", "DetectedIssue", "Provenance"]
     assert all(e["request"]["method"] == "POST" and e["request"]["ifNoneExist"]
                for e in bundle["entry"])
     assert all(e["fullUrl"].startswith("urn:uuid:") for e in bundle["entry"])
-    obs = bundle["entry"][1]["resource"]
+    obs = bundle["entry"][0]["resource"]
     assert obs["valueCodeableConcept"]["coding"][0] == {
         "system": CS_SCREENING, "code": "contraindicated", "display": "Contraindicated"}
     assert obs["derivedFrom"] == [{"reference": "Observation/bp1"}]  # only allowed targets
@@ -63,7 +64,7 @@ def test_bundle_shape() -> None:
         "ruleset"]
     assert obs["method"]["text"] == "ketamine-screen ruleset v1"
     assert obs["effectiveDateTime"] == "2026-06-15T12:00:00Z"
-    issues = [e["resource"] for e in bundle["entry"][2:4]]
+    issues = [e["resource"] for e in bundle["entry"][1:3]]
     assert [(i["code"]["coding"][0]["code"], i["severity"]) for i in issues] == [
         ("contraindication", "high"), ("DRG", "high")]
     assert issues[1]["implicated"] == [{"reference": "MedicationStatement/ms1"}]
@@ -74,22 +75,26 @@ def test_bundle_shape() -> None:
         "action": {"text": "monitor sedation and breathing"},
         "date": "2026-06-15T12:05:00Z",
         "author": {"reference": "Practitioner/dr1"}}]
-    assert issues[0]["evidence"][0]["detail"][0]["reference"] == bundle["entry"][1]["fullUrl"]
-    prov = bundle["entry"][4]["resource"]
-    assert {t["reference"] for t in prov["target"]} == {e["fullUrl"] for e in bundle["entry"][:4]}
+    assert issues[0]["evidence"][0]["detail"][0]["reference"] == bundle["entry"][0]["fullUrl"]
+    prov = bundle["entry"][3]["resource"]
+    assert {t["reference"] for t in prov["target"]} == {e["fullUrl"] for e in bundle["entry"][:3]}
     assert {e["what"]["reference"] for e in prov["entity"]} == set(REFS.values())
-    assert [a["who"]["reference"] for a in prov["agent"]] == [bundle["entry"][0]["fullUrl"],
-                                                             "Practitioner/dr1"]
+    app = {"identifier": {"system": f"{IDENTIFIER_BASE}/app",
+                          "value": f"ketamine-screen-{__version__}"},
+           "display": f"ketamine-screen {__version__}"}
+    assert [a["who"] for a in prov["agent"]] == [app, {"reference": "Practitioner/dr1"}]
+    assert issues[0]["author"] == app  # named, not written: no Device (no scope covers one)
+    assert all(e["resource"]["resourceType"] != "Device" for e in bundle["entry"])
     assert prov["activity"]["coding"][0]["code"] == "CREATE"
 
 
 def test_mitigation_without_a_launching_practitioner_has_no_author() -> None:
     bundle = dump(build_screening_write(result("p1", REFS), now=NOW))
-    [mitigation] = bundle["entry"][3]["resource"]["mitigation"]
+    [mitigation] = bundle["entry"][2]["resource"]["mitigation"]
     assert mitigation == {"action": {"text": "monitor sedation and breathing"},
                           "date": "2026-06-15T12:05:00Z"}
-    agents = bundle["entry"][4]["resource"]["agent"]
-    assert [a["who"]["reference"] for a in agents] == [bundle["entry"][0]["fullUrl"]]
+    agents = bundle["entry"][3]["resource"]["agent"]
+    assert [a["who"].get("reference") for a in agents] == [None]
 
 
 def test_identifier_is_stable_and_tracks_evidence_versions() -> None:
@@ -150,13 +155,12 @@ async def test_written_twice_gives_one_set(fhir_base_url: str) -> None:
         second = await write_screening(fhir, screening, practitioner=refs["practitioner"])
         assert first.locations == second.locations
         assert second.created == 0
-        # everything new was created; only the app's Device may exist from earlier writes
-        assert [s[:3] for s in first.statuses[1:]] == ["201"] * (len(write.entries) - 1)
+        assert [s[:3] for s in first.statuses] == ["201"] * len(write.entries)
         assert set((await counts(fhir, write)).values()) == {1}
-        obs = await fhir.read(*first.locations[1].split("/"))
+        obs = await fhir.read(*first.locations[0].split("/"))
         assert obs["subject"]["reference"] == f"Patient/{pid}"
         assert obs["valueCodeableConcept"]["coding"][0]["code"] == "contraindicated"
-        interaction = await fhir.read(*first.locations[3].split("/"))
+        interaction = await fhir.read(*first.locations[2].split("/"))
         [mitigation] = interaction["mitigation"]
         assert mitigation["action"]["text"] == "monitor sedation and breathing"
         assert mitigation["author"]["reference"] == f"Practitioner/{refs['practitioner']}"
@@ -171,14 +175,12 @@ async def test_one_invalid_entry_rejects_the_whole_transaction(
     write = build_screening_write(result(pid, refs))
     body = write.bundle().model_dump(mode="json", exclude_none=True)
     # The last DetectedIssue gets a severity outside its required value set.
-    body["entry"][3]["resource"]["severity"] = "catastrophic"
+    body["entry"][2]["resource"]["severity"] = "catastrophic"
     async with FhirClient(fhir_base_url) as fhir:
         with pytest.raises(FhirRejected, match=r"severity|catastrophic"):
             await fhir.transaction(body, retry=True)
         found = await counts(fhir, write)
-    device = write.device.value
-    assert {k: v for k, v in found.items() if k != device} == dict.fromkeys(
-        [e.value for e in write.entries if e.value != device], 0)
+    assert found == dict.fromkeys([e.value for e in write.entries], 0)
 
 
 @pytest.mark.integration

@@ -75,7 +75,7 @@ def test_marking_submitted_needs_the_csrf_token_and_a_name(demo_client: TestClie
         "csrf": csrf_of(page), "submitted_on": "2026-11-27", "submitted_by": "Sam Rivera"})
     assert done.status_code == 200 and "REMS form marked submitted" in done.text
     bundle = _bundle(done.text)
-    task = bundle["entry"][1]
+    task = bundle["entry"][0]
     assert task["request"]["method"] == "PUT"
     assert task["request"]["url"].endswith("|Patient/demo-in-treatment/session/s-2026-11-23/"
                                            "rems-form")
@@ -143,7 +143,7 @@ def test_an_integration_session_links_to_its_dosing_session(demo_client: TestCli
     assert "a private note</textarea>" in wrong.text
     saved = demo_client.post("/app/integration", params={"ctx": ctx}, data=typed)
     assert saved.status_code == 200, saved.text
-    procedure = _bundle(saved.text)["entry"][1]["resource"]
+    procedure = _bundle(saved.text)["entry"][0]["resource"]
     assert procedure["reasonReference"][0]["reference"] == (
         "Observation/demo-in-treatment-s-2026-11-23-session")
     assert procedure["performedPeriod"] == {"start": "2026-11-25T15:00:00+01:00",
@@ -165,7 +165,7 @@ def test_a_phq9_is_entered_and_totalled(demo_client: TestClient, answers: list[s
         **base, **{f"item_{n}": a for n, a in enumerate(answers, start=1)}})
     assert done.status_code == 200 and "PHQ-9 recorded: total 12" in done.text
     kinds = [e["resource"]["resourceType"] for e in _bundle(done.text)["entry"]]
-    assert kinds == ["Device", "QuestionnaireResponse", "Observation", "Provenance"]
+    assert kinds == ["QuestionnaireResponse", "Observation", "Provenance"]
 
 
 @pytest.mark.parametrize("path", ["/app/rems", "/app/timeline", "/app/phq9", "/app/integration",
