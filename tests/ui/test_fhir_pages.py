@@ -18,6 +18,7 @@ import httpx
 import pytest
 import respx
 
+from service import __version__
 from service.api.services import services_of
 from service.auth.session import SmartSession, session_key
 from service.main import create_app
@@ -161,7 +162,10 @@ async def test_save_to_chart_writes_one_transaction_and_shows_the_ids(
                       headers={"Cache-Control": "no-cache"}, timeout=60).json()
     provenance = found["entry"][0]["resource"]
     who = [a["who"] for a in provenance["agent"]]
-    assert {"reference": practitioner} in who and any(w.get("display") == APP_NAME for w in who)
+    assert {"reference": practitioner} in who
+    # the app is named by identifier, not written as a Device (issue 14: no scope covers one)
+    assert [w["identifier"]["value"] for w in who if "identifier" in w] == [
+        f"{APP_NAME}-{__version__}"]
     for target in provenance["target"]:  # the page lists each resource written
         assert f"<li>{target['reference']}</li>" in saved.text
 
