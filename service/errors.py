@@ -19,6 +19,7 @@
     │   ├── FhirRejected              422 / 502 fhir-rejected  422 when the server rejected content
     │   │                                                  the caller sent (its 400 / 422)
     │   └── FhirProtocolError         502 fhir-protocol    not the FHIR we asked for
+    │       └── PagingRefused         502 fhir-protocol    the server refused its own next link
     └── AuthError                     503 not-configured   not configured for this FHIR server
         ├── LaunchError               400 launch-failed    bad iss, state, PKCE, callback (page)
         │   └── TokenEndpointUnavailable  502 launch-failed  the EHR's token endpoint failed
@@ -59,6 +60,7 @@ __all__ = [
     "InputError",
     "LaunchError",
     "MapError",
+    "PagingRefused",
     "PrefetchIncomplete",
     "ServiceBusy",
     "ServiceError",
@@ -215,6 +217,11 @@ class FhirRejected(FhirError):
 
 class FhirProtocolError(FhirError):
     pass
+
+
+class PagingRefused(FhirProtocolError):
+    """A search's ``next`` link answered 4xx (an expired paging cursor, a server that pages by
+    links it will not serve): the pages read so far are never screened alone."""
 
 
 class AuthError(ServiceError):

@@ -26,6 +26,7 @@ from service.errors import (
     FhirNotFound,
     FhirProtocolError,
     FhirRejected,
+    PagingRefused,
     reported_error,
 )
 from service.fhir import record
@@ -223,7 +224,17 @@ class FhirClient:
     async def search(
         self, resource_type: str, params: Sequence[tuple[str, str]]
     ) -> SearchResult:
-        """Every page of ``GET [base]/[type]?params`` in the read model."""
+        """Every page of ``GET [base]/[type]?params`` in the read model. A refused ``next``
+        link (quirk "refused next link") starts the search once more from its first page."""
+        try:
+            return await self._search_once(resource_type, params)
+        except PagingRefused as exc:
+            log.info("search %s: next link refused (HTTP %s), searching again", resource_type,
+                     exc.status)
+            return await self._search_once(resource_type, params)
+
+    async def _search_once(self, resource_type: str, params: Sequence[tuple[str, str]]
+                           ) -> SearchResult:
         result = SearchResult()
         async for page in self.search_pages(resource_type, params):
             result.add(page, resource_type)
@@ -302,13 +313,10 @@ class FhirClient:
         plan = record.plan_searches(caps, patient_id, since)
         jobs: dict[str, Coroutine[Any, Any, Any]] = {"Patient": self._read_patient(patient_id)}
         for name, (rtype, params) in plan.items():
-            jobs[name] = self.search(rtype, params)
+            jobs[name] = self._tolerant_search(rtype, params)
         results = await _run_all(jobs, concurrent=concurrent)
         data = record.assemble(patient_id, results)  # attribute reads only: cheap, on the loop
-        data.problems += [
-            ReadProblem(rtype, "not offered by this FHIR server (its CapabilityStatement does "
-                               "not list it), so none of these records were read")
-            for rtype in record.unavailable_types(caps)]
+        data.not_offered = record.unavailable_types(caps)
         missing = record.unresolved_medications(data, results, self.base_url)
         if missing:
             found = await self._read_medications(caps, missing)
@@ -318,6 +326,21 @@ class FhirClient:
                  len(data.problems), self.requests_sent - sent_before,
                  (time.perf_counter() - started) * 1000)
         return data
+
+    async def _tolerant_search(self, rtype: str, params: list[tuple[str, str]]
+                               ) -> SearchResult:
+        """A planned search; refused for a parameter (quirk "refused parameter"), tried again
+        with one parameter relaxed at a time, never without the patient."""
+        while True:
+            try:
+                return await self.search(rtype, params)
+            except FhirRejected as exc:
+                step = record.relaxed(params)
+                if exc.status not in record.REFUSED_SEARCH_STATUSES or step is None:
+                    raise
+                log.info("search %s refused (HTTP %s): tried again without %s", rtype,
+                         exc.status, step[0])
+                params = step[1]
 
     async def _read_patient(self, patient_id: str
                             ) -> tuple[Projected | None, ReadProblem | None]:

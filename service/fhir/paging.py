@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from service.errors import BundleError, FhirProtocolError
+from service.errors import BundleError, FhirNotFound, FhirProtocolError, FhirRejected, PagingRefused
 from service.fhir.http import json_body
 from service.fhir.projection import Projected
 from service.fhir.read_bundle import DecodedBundle, decode_bundle
@@ -134,4 +134,10 @@ async def pages(first: P, *, base_url: str, fetch_page: Callable[[str], Awaitabl
         if next_url in seen or count >= MAX_PAGES:
             raise FhirProtocolError(f"search {what}: paging does not end")
         seen.add(next_url)
-        page = await fetch_page(next_url)
+        try:
+            page = await fetch_page(next_url)
+        except (FhirNotFound, FhirRejected) as exc:
+            raise PagingRefused(
+                f"search {what}: the FHIR server refused its own next-page link (HTTP "
+                f"{exc.status}); the pages read before it were not screened",
+                status=exc.status) from exc

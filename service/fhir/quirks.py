@@ -25,15 +25,28 @@ sparse statement          A type listed with ``search-type`` but no             
                           ``searchParam`` entries (seen in vendor statements):
                           the standard parameters are tried, not refused.
 type not offered          A usable statement that does not list a screened      fhir.record,
-                          type (MedicationStatement: US Core 4+ dropped it)     fhir.client
-                          is not searched; the screen carries a read problem
-                          naming the type (``md-unreadable-record``).
+                          type (MedicationStatement: US Core 4+ dropped it)     fhir.client,
+                          is not searched; the screen names it: a note where    screening.rules
+                          an offered type carries the same data
+                          (``info-data-partly-offered``), missing data where
+                          none does (``md-data-not-offered``).
+refused parameter         A search answered 400 / 422 (a parameter the server   fhir.record,
+                          does not take, whatever its statement says) is sent   fhir.client
+                          again relaxed one step at a time: without
+                          ``_include``, ``intent``, ``date``, then by
+                          ``subject``. Any other error fails the read.
+refused next link         A ``next`` link answered 4xx (HAPI's paging cursor    fhir.paging,
+                          expires with its search cache): the search starts     fhir.client
+                          again once from its first page, then fails with
+                          ``PagingRefused``; pages read so far never reach
+                          the rules alone.
 US Core intent            US Core's required MedicationRequest search is        fhir.record
                           ``patient`` + ``intent``: every intent code is asked
                           for unless the statement lists parameters without
                           ``intent``.
 patient search param      A server that lists ``subject`` but not ``patient``   fhir.record
-                          for a type is searched by ``subject``.
+                          for a type is searched by ``subject``; one listing
+                          neither gets ``patient`` (then ``subject``).
 no ``_include``           Not listed in ``searchInclude``: the Medications are  fhir.record,
                           read by ``_id`` search, or a batch of reads where     fhir.client
                           ``_id`` is not listed either.

@@ -12,25 +12,30 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from service.errors import FhirProtocolError
 from service.fhir.capabilities import Capabilities
 from service.fhir.paging import SearchResult
 from service.fhir.projection import Projected
-from service.fhir.references import SCREENED_TYPES, missing_medications, resource_key
+from service.fhir.references import (
+    MEDICATION_REQUEST_INTENTS,
+    SCREENED_TYPES,
+    missing_medications,
+    resource_key,
+)
 from service.screening.engine import observation_search_codes
 from service.screening.model import RawPatientData, ReadProblem
 
 __all__ = [
     "BP_CODES",
     "LOINC",
-    "MEDICATION_REQUEST_INTENTS",
     "OTHER_CODES",
+    "REFUSED_SEARCH_STATUSES",
     "WANTED_CODES",
     "SearchPlan",
     "add_medications",
     "assemble",
     "loinc_tokens",
     "plan_searches",
+    "relaxed",
     "unavailable_types",
     "unresolved_medications",
     "wanted_observation",
@@ -41,14 +46,6 @@ BP_CODES, OTHER_CODES = observation_search_codes()
 """The LOINC codes of the rulesets' ``observations`` (REFERENCE: Observations): blood pressure
 (panel and parts) is searched within the BP window, the others (heart rate, SpO2, weight,
 pregnancy status, hCG, PHQ-9) without a date bound. The CDS prefetch asks for the same."""
-
-MEDICATION_REQUEST_INTENTS = ("proposal,plan,order,original-order,reflex-order,filler-order,"
-                              "instance-order,option")
-"""Every code of http://hl7.org/fhir/CodeSystem/medicationrequest-intent (R4). US Core's
-required MedicationRequest search is ``patient`` + ``intent`` ("Mandatory Search Parameters",
-https://hl7.org/fhir/us/core/StructureDefinition-us-core-medicationrequest.html); asking for
-every intent reads what a search without ``intent`` reads, and the rules then decide which
-intents count (REFERENCE, Which records count)."""
 
 SearchPlan = dict[str, tuple[str, list[tuple[str, str]]]]
 """Search name -> (resource type, query parameters)."""
@@ -62,7 +59,8 @@ def loinc_tokens(codes: Iterable[str]) -> str:
 def plan_searches(caps: Capabilities, patient_id: str, since: datetime) -> SearchPlan:
     """The searches that read a patient's record, fitted to what the server says it supports.
 
-    ``patient`` falls back to ``subject`` (service.fhir.quirks); a type marked ``when_listed``
+    ``patient`` falls back to ``subject`` where only that is listed, and after a refusal
+    (:func:`relaxed`; service.fhir.quirks); a type marked ``when_listed``
     (MedicationDispense) is searched only when the statement lists it; past records of every
     status are read (no status filter: eligibility needs stopped and completed ones);
     ``_include=...:medication`` is asked only when listed (else :func:`unresolved_medications`
@@ -81,7 +79,9 @@ def plan_searches(caps: Capabilities, patient_id: str, since: datetime) -> Searc
             return ("patient", f"Patient/{patient_id}")
         if supports(rtype, "subject"):
             return ("subject", f"Patient/{patient_id}")
-        raise FhirProtocolError(f"the FHIR server cannot search {rtype} by patient")
+        # Listing neither is more likely an incomplete statement than a server that cannot
+        # search by patient: the standard search is tried, and a refusal relaxes it.
+        return ("patient", f"Patient/{patient_id}")
 
     plan: SearchPlan = {}
     skipped = set(unavailable_types(caps))
@@ -110,6 +110,41 @@ def plan_searches(caps: Capabilities, patient_id: str, since: datetime) -> Searc
     else:
         plan["Observation:all"] = ("Observation", [patient])
     return plan
+
+
+REFUSED_SEARCH_STATUSES = frozenset({400, 422})
+"""A search the server answers with one of these refused a parameter (quirk "refused
+parameter"): it is tried again with one parameter relaxed. Any other error fails the read."""
+
+_RELAXATIONS: tuple[tuple[str, str | None], ...] = (
+    ("_include", None),
+    ("intent", None),
+    ("date", None),
+    ("patient", "subject"),
+)
+"""In order: (parameter, what replaces its name, or None to drop it). Each keeps the same
+records: Medications not included are read by id, every intent is what no ``intent`` reads, the
+rules apply the BP window themselves, and ``subject`` is ``patient`` for these types."""
+
+
+def relaxed(params: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]] | None:
+    """The next, more tolerant form of a refused search: (the step, its parameters), or None
+    when nothing is left to relax.
+
+    >>> relaxed([("patient", "Patient/1"), ("intent", "order"), ("_include", "x")])
+    ('_include', [('patient', 'Patient/1'), ('intent', 'order')])
+    >>> relaxed([("patient", "Patient/1")])
+    ('patient', [('subject', 'Patient/1')])
+    >>> relaxed([("subject", "Patient/1")]) is None
+    True
+    """
+    names = [name for name, _ in params]
+    for name, replacement in _RELAXATIONS:
+        if name in names:
+            if replacement is None:
+                return name, [(n, v) for n, v in params if n != name]
+            return name, [(replacement if n == name else n, v) for n, v in params]
+    return None
 
 
 def unavailable_types(caps: Capabilities) -> list[str]:

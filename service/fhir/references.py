@@ -29,6 +29,7 @@ __all__ = [
     "FHIR_ID_GRAMMAR",
     "FHIR_ID_PATTERN",
     "MEDICATION_BATCH",
+    "MEDICATION_REQUEST_INTENTS",
     "SCREENED_TYPES",
     "Record",
     "Ref",
@@ -106,13 +107,22 @@ class ScreenedType:
     key is optional: a CDS client or server without the type does not make the call fail)."""
 
 
+MEDICATION_REQUEST_INTENTS = ("proposal,plan,order,original-order,reflex-order,filler-order,"
+                              "instance-order,option")
+"""Every code of http://hl7.org/fhir/CodeSystem/medicationrequest-intent (R4). US Core's
+required MedicationRequest search is ``patient`` + ``intent`` ("Mandatory Search Parameters",
+https://hl7.org/fhir/us/core/StructureDefinition-us-core-medicationrequest.html); asking for
+every intent reads what a search without ``intent`` reads, and the rules then decide which
+intents count (REFERENCE, Which records count)."""
+
 SCREENED_TYPES: dict[str, ScreenedType] = {t.name: t for t in (
     ScreenedType("Condition", "subject", prefetch="conditions"),
     # Medication records of every status: eligibility counts stopped and completed trials.
     ScreenedType("MedicationStatement", "subject", medication=True,
                  prefetch="medicationStatements"),
     ScreenedType("MedicationRequest", "subject", medication=True,
-                 prefetch="medicationRequests"),
+                 prefetch="medicationRequests",
+                 prefetch_filter=f"intent={MEDICATION_REQUEST_INTENTS}"),
     ScreenedType("MedicationDispense", "subject", medication=True, when_listed=True,
                  prefetch="medicationDispenses"),
     ScreenedType("AllergyIntolerance", "patient", prefetch="allergies"),

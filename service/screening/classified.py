@@ -54,6 +54,8 @@ class Classified:
     suicidality: list[ConditionFact] = field(default_factory=list)
     antidepressants: list[MedicationRecord] = field(default_factory=list)
     """The medication records that are antidepressants (eligibility reads only these)."""
+    not_offered: tuple[str, ...] = ()
+    """Record types the FHIR server does not offer (eligibility says its evidence lacks them)."""
 
 
 def classify(facts: PatientFacts, as_of: datetime, matcher: Matcher) -> Classified:
@@ -61,7 +63,7 @@ def classify(facts: PatientFacts, as_of: datetime, matcher: Matcher) -> Classifi
     excluded = set(statuses.condition_verification_excluded)
     counted = set(statuses.observation)
     indexed = matcher.indexed_loinc
-    out = Classified(as_of)
+    out = Classified(as_of, not_offered=facts.not_offered)
     for c in facts.conditions:
         if c.verification_status in excluded or (c.known_from is not None
                                                  and c.known_from > as_of):

@@ -24,6 +24,8 @@ from service.screening.policy import BloodPressurePolicy
 
 __all__ = ["assess"]
 
+_EVIDENCE_TYPES = ("Condition", "MedicationStatement", "MedicationRequest", "MedicationDispense")
+"""The record types eligibility's evidence comes from (the diagnosis and the trials)."""
 _ORDER = ("period", "supply x repeats", "repeated orders", "dispense days supply", "ongoing")
 
 
@@ -194,6 +196,9 @@ class _Assessment:
                   if why == "before the episode"]
         if before:
             out.append(f"trials before the episode: {'; '.join(before)}")
+        unread = [t for t in self.c.not_offered if t in _EVIDENCE_TYPES]
+        if unread:
+            out.append(f"not offered by this EHR, so not read: {', '.join(unread)}")
         return out
 
     def summary(self, status: str, trials: list[Trial], classes: int,

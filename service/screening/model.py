@@ -71,6 +71,8 @@ class RawPatientData:
     medications: dict[str, Any] = field(default_factory=dict)
     """Referenced Medication resources by ``Medication/id``."""
     problems: list[ReadProblem] = field(default_factory=list)
+    not_offered: list[str] = field(default_factory=list)
+    """Record types not searched because the FHIR server does not offer them."""
     versions: dict[str, str] = field(default_factory=dict)
     """``ResourceType/id`` -> ``meta.versionId`` where the source gave one."""
 
@@ -198,6 +200,8 @@ class PatientFacts:
     allergies: tuple[AllergyFact, ...] = ()
     observations: tuple[ObservationFact, ...] = ()
     problems: tuple[ReadProblem, ...] = ()
+    not_offered: tuple[str, ...] = ()
+    """Record types the FHIR server does not offer (none of them were read)."""
 
 
 @dataclass(frozen=True, slots=True)

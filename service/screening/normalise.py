@@ -388,6 +388,7 @@ class _Normaliser:
             allergies=tuple(allergies),
             observations=tuple(observations),
             problems=tuple(_unique(self.problems)),
+            not_offered=tuple(dict.fromkeys(self.raw.not_offered)),
         )
 
 

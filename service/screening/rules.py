@@ -23,6 +23,7 @@ from service.screening.model import (
     FindingKind,
     ObservationFact,
     PatientFacts,
+    ReadProblem,
     ScreeningResult,
     Verdict,
 )
@@ -30,6 +31,9 @@ from service.screening.policy import BloodPressurePolicy, fill, num, thresholds
 from service.screening.schema import PRODUCTS, Product, SimpleRule
 
 __all__ = ["BloodPressurePolicy", "evaluate", "raised_by"]
+
+NOT_OFFERED = ("not offered by this FHIR server (its CapabilityStatement does not list it), so "
+               "none of these records were read")
 
 _RAISES: dict[FindingKind, Verdict] = {
     "contraindication": Verdict.CONTRAINDICATED,
@@ -212,8 +216,27 @@ class _Screen:
             if not self.counted_observations(rule.codes, since):
                 self.finding(rule, [])
 
+    def not_offered(self) -> list[ReadProblem]:
+        """Types the server does not offer: a note where an offered type carries the same data,
+        missing data where none does; under a ruleset without ``not_offered`` (v1), unreadable
+        records, as before."""
+        types = self.facts.not_offered
+        rules = self.rules.not_offered
+        if not types:
+            return []
+        if rules is None:
+            return [ReadProblem(rtype, NOT_OFFERED) for rtype in types]
+        partial = [t for t in types
+                   if any(other not in types for other in rules.covered_by.get(t, ()))]
+        missing = [t for t in types if t not in partial]
+        for rule, found in ((rules.partial, partial), (rules.missing, missing)):
+            if found:
+                self.finding(rule, [(t, NOT_OFFERED, None) for t in found],
+                             summary=f"{rule.title}: {', '.join(found)}")
+        return []
+
     def unreadable(self) -> None:
-        problems = self.facts.problems
+        problems = [*self.facts.problems, *self.not_offered()]
         if problems:
             rule = self.rules.unreadable
             self.finding(rule, [(p.reference, p.problem, None) for p in problems],

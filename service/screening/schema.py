@@ -26,6 +26,7 @@ __all__ = [
     "InteractionClass",
     "Member",
     "Negation",
+    "NotOffered",
     "Product",
     "RequiredObservation",
     "RescueDevices",
@@ -70,6 +71,17 @@ class SimpleRule(_Strict):
     source: str
     detail: str
     products: list[Product] = Field(default_factory=lambda: list(PRODUCTS))
+
+
+class NotOffered(_Strict):
+    """Record types the FHIR server does not offer (its CapabilityStatement leaves them out)."""
+
+    missing: SimpleRule
+    """A type whose data nothing else carries: the rules that read it cannot be applied."""
+    partial: SimpleRule
+    """A type whose data another offered type also carries (``covered_by``): read from that."""
+    covered_by: dict[str, list[str]] = Field(default_factory=dict)
+    """Type -> the types that carry the same data (MedicationStatement -> MedicationRequest)."""
 
 
 class CodedDefinition(_Strict):
@@ -294,6 +306,8 @@ class Ruleset(_Strict):
     age: AgeRule
     weight: SimpleRule
     unreadable: SimpleRule
+    not_offered: NotOffered | None = None
+    """Without it (ruleset v1), a type not offered is an unreadable record."""
     interactions: list[InteractionClass]
     cite_by_title: bool = False
     """Sources must name label sections by title, never by number (ruleset v2)."""
@@ -315,6 +329,8 @@ class Ruleset(_Strict):
         rules += [self.allergy, bp.uncontrolled, bp.elevated, bp.missing, bp.unusable, self.age,
                   self.age.unknown, *self.age_bands, self.weight, *self.observation_required,
                   self.unreadable]
+        if self.not_offered is not None:
+            rules += [self.not_offered.missing, self.not_offered.partial]
         return rules
 
     def cited(self) -> list[tuple[str, str]]:

@@ -23,10 +23,13 @@ async def test_discovery_lists_both_services(api: httpx.AsyncClient) -> None:
         assert prefetch["conditions"] == "Condition?patient={{context.patientId}}"
         assert prefetch["allergies"] == "AllergyIntolerance?patient={{context.patientId}}"
         # Every status (issue 11: eligibility counts stopped and completed trials).
-        for key, kind in (("medicationRequests", "MedicationRequest"),
-                          ("medicationStatements", "MedicationStatement"),
+        for key, kind in (("medicationStatements", "MedicationStatement"),
                           ("medicationDispenses", "MedicationDispense")):
             assert prefetch[key] == f"{kind}?patient={{{{context.patientId}}}}"
+        # Every intent as well: US Core's required search is patient + intent (issue 14).
+        assert prefetch["medicationRequests"] == (
+            "MedicationRequest?patient={{context.patientId}}&intent=proposal,plan,order,"
+            "original-order,reflex-order,filler-order,instance-order,option")
         assert len(prefetch) == 8
         bp = prefetch["bloodPressure"]
         for code in ("85354-9", "8480-6", "8462-4"):

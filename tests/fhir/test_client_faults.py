@@ -27,6 +27,7 @@ from service.errors import (
     FhirRejected,
     FhirTimeout,
     FhirUnavailable,
+    PagingRefused,
 )
 from service.fhir import capabilities
 from service.fhir.capabilities import Capabilities
@@ -205,6 +206,93 @@ async def test_a_next_link_to_another_host_is_refused(server: respx.MockRouter) 
         **EMPTY, "link": [{"relation": "next", "url": "https://evil.example/fhir?page=2"}]})
     with pytest.raises(FhirProtocolError, match="leaves the server"):
         await read()
+
+
+def condition_page(cid: str, next_url: str | None = None) -> dict[str, Any]:
+    page: dict[str, Any] = {**EMPTY, "entry": [{
+        "resource": {"resourceType": "Condition", "id": cid,
+                     "subject": {"reference": "Patient/p1"}},
+        "search": {"mode": "match"}}]}
+    if next_url:
+        page["link"] = [{"relation": "next", "url": next_url}]
+    return page
+
+
+NEXT = f"{BASE}?_getpages=abc&_getpagesoffset=10"
+
+
+async def test_a_refused_next_link_starts_the_search_again_once(
+    server: respx.MockRouter,
+) -> None:
+    """An expired paging cursor (HAPI answers 410 once its search cache has gone)."""
+    server["Condition"].respond(200, json=condition_page("c1", NEXT))
+    second = server.get("", params={"_getpages": "abc"})
+    second.side_effect = [outcome(410, "search expired"), httpx.Response(
+        200, json=condition_page("c2"))]
+    data = await read()
+    assert server["Condition"].call_count == 2
+    assert second.call_count == 2
+    assert sorted(r.id for r in data.resources) == ["c1", "c2"]  # first page not kept twice
+
+
+async def test_a_next_link_refused_twice_fails_the_read_saying_so(
+    server: respx.MockRouter,
+) -> None:
+    server["Condition"].respond(200, json=condition_page("c1", NEXT))
+    server.get("", params={"_getpages": "abc"}).respond(400, json={
+        "resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid"}]})
+    with pytest.raises(PagingRefused) as info:
+        await read()
+    assert str(info.value) == ("search Condition: the FHIR server refused its own next-page "
+                               "link (HTTP 400); the pages read before it were not screened")
+    assert info.value.status == 400
+    assert info.value.http_status == 502
+    assert server["Condition"].call_count == 2
+
+
+def refusing(*names: str) -> Any:
+    """A search route that answers 400 while any of ``names`` is asked, else one record."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if any(name in request.url.params for name in names):
+            return outcome(400, "unknown search parameter")
+        return httpx.Response(200, json={**EMPTY, "entry": [{
+            "resource": {"resourceType": "MedicationRequest", "id": "mr1", "status": "active",
+                         "intent": "order", "subject": {"reference": "Patient/p1"},
+                         "medicationCodeableConcept": {"text": "sertraline"}},
+            "search": {"mode": "match"}}]})
+
+    return answer
+
+
+async def test_a_refused_parameter_is_relaxed_one_step_at_a_time(
+    server: respx.MockRouter,
+) -> None:
+    server["MedicationRequest"].side_effect = refusing("intent", "patient")
+    data = await read()
+    sent = [dict(call.request.url.params) for call in server["MedicationRequest"].calls]
+    assert [sorted(p) for p in sent] == [["_count", "intent", "patient"],
+                                         ["_count", "patient"], ["_count", "subject"]]
+    assert sent[-1]["subject"] == "Patient/p1"
+    assert [r.id for r in data.resources] == ["mr1"]
+
+
+async def test_a_search_refused_with_nothing_left_to_relax_fails(
+    server: respx.MockRouter,
+) -> None:
+    server["MedicationRequest"].side_effect = refusing("_count")
+    with pytest.raises(FhirRejected, match="unknown search parameter"):
+        await read()
+    assert server["MedicationRequest"].call_count == 3  # as asked, without intent, by subject
+
+
+async def test_a_server_error_is_not_taken_for_a_refused_parameter(
+    server: respx.MockRouter,
+) -> None:
+    server["MedicationRequest"].respond(500, json={"resourceType": "OperationOutcome"})
+    with pytest.raises(FhirUnavailable):
+        await read()
+    assert server["MedicationRequest"].call_count == 1
 
 
 async def test_rejected_transaction_carries_the_outcome(server: respx.MockRouter) -> None:

@@ -19,11 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from service.errors import FhirProtocolError
 from service.fhir import capabilities
 from service.fhir.capabilities import Capabilities
 from service.fhir.client import FhirClient
-from service.fhir.record import MEDICATION_REQUEST_INTENTS, add_medications
+from service.fhir.record import add_medications
+from service.fhir.references import MEDICATION_REQUEST_INTENTS
+from service.screening.engine import screen
 from service.screening.model import RawPatientData
 from tests.fhir.seed import AS_OF, LOINC, load
 
@@ -331,15 +332,15 @@ async def test_without_date_param_the_bp_search_is_unbounded(
     assert all("code" in u.params for u in observations)
 
 
-async def test_a_server_that_cannot_search_by_patient_fails_before_any_request(
+async def test_a_statement_listing_neither_patient_nor_subject_still_gets_the_search(
     fhir_base_url: str, record: Record, statement: dict[str, Any]
 ) -> None:
+    """It used to fail before sending anything; HAPI answers the standard search."""
     caps = narrowed(statement, params={"Condition": {"patient", "subject"}})
-    recorder = Recorder()
-    async with FhirClient(fhir_base_url, capabilities=caps, on_request=[recorder]) as fhir:
-        with pytest.raises(FhirProtocolError, match="cannot search Condition by patient"):
-            await fhir.read_patient_data(record.pid, as_of=AS_OF, bp_window_days=30)
-    assert recorder.requests == []
+    data, sent = await read(fhir_base_url, record, caps=caps)
+    assert ids(data) == record.expected
+    [condition] = sent.to("Condition")
+    assert condition.params["patient"] == f"Patient/{record.pid}"
 
 
 # -- Sparse and partial statements (issue 14) ----------------------------------------------------
@@ -381,9 +382,25 @@ async def test_a_type_the_statement_does_not_list_is_skipped_and_said(
     assert sent.to("MedicationStatement") == []
     assert ids(data) == {key for key in record.expected
                          if not key.startswith("MedicationStatement/")}
-    assert [(p.reference, p.problem) for p in data.problems] == [(
-        "MedicationStatement", "not offered by this FHIR server (its CapabilityStatement does "
-        "not list it), so none of these records were read")]
+    assert data.problems == []
+    assert data.not_offered == ["MedicationStatement"]
+
+
+async def test_a_screen_on_a_partial_statement_says_what_was_not_read(
+    fhir_base_url: str, record: Record, statement: dict[str, Any]
+) -> None:
+    """No MedicationStatement (read from orders: a note) and no AllergyIntolerance (nothing
+    else carries allergies: missing data, so the screen is incomplete)."""
+    caps = sparse(statement, drop_types=frozenset({"MedicationStatement", "AllergyIntolerance"}))
+    data, sent = await read(fhir_base_url, record, caps=caps)
+    assert sent.to("AllergyIntolerance") == []
+    result = screen(data, AS_OF).as_contract()
+    by_rule = {f["rule"]: f for f in result["findings"]}
+    assert by_rule["info-data-partly-offered"]["evidence"] == ["MedicationStatement"]
+    assert by_rule["md-data-not-offered"]["evidence"] == ["AllergyIntolerance"]
+    assert "md-unreadable-record" not in by_rule
+    # The record's contraindication still decides; the missing allergies are listed beside it.
+    assert result["verdicts"] == {"ketamine": "contraindicated", "esketamine": "contraindicated"}
 
 
 async def test_medication_requests_are_searched_by_intent_as_us_core_requires(

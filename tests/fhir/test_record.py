@@ -12,13 +12,13 @@ from typing import Any
 from service.fhir.capabilities import Capabilities
 from service.fhir.projection import decode_resource
 from service.fhir.record import (
-    MEDICATION_REQUEST_INTENTS,
     add_medications,
     assemble,
     plan_searches,
     unavailable_types,
     unresolved_medications,
 )
+from service.fhir.references import MEDICATION_REQUEST_INTENTS
 from tests.fhir.pages import search_result
 from tests.fhir.seed import AS_OF, LOINC
 

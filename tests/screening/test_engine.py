@@ -353,3 +353,53 @@ def test_medication_dispense_is_not_a_current_medication() -> None:
     p = PatientBuilder("disp1")
     p.dispense("7804", "oxycodone", handed_over="2026-06-10", days_supply=30)
     assert "ix-opioids" not in rules(run(p))
+
+
+def not_offered(p: PatientBuilder, *types: str, ruleset: str | None = None) -> dict[str, Any]:
+    raw = parse_bundle(p.bundle(), "test")
+    raw.not_offered = list(types)
+    return screen(raw, AS_OF, ruleset=ruleset).as_contract()
+
+
+def test_a_type_another_type_covers_is_a_note_naming_it() -> None:
+    """No MedicationStatement (US Core 4+): medications come from MedicationRequest."""
+    contract = not_offered(PatientBuilder("no1"), "MedicationStatement")
+    [note] = [f for f in contract["findings"] if f["rule"] == "info-data-partly-offered"]
+    assert note["evidence"] == ["MedicationStatement"]
+    assert note["summary"] == ("Some record types are not offered by this EHR: read from the "
+                               "others: MedicationStatement")
+    assert "md-data-not-offered" not in rules(contract)
+    assert "md-unreadable-record" not in rules(contract)
+    assert contract["verdict"] == "suitable"
+
+
+def test_a_type_nothing_else_covers_is_missing_data() -> None:
+    contract = not_offered(PatientBuilder("no2"), "AllergyIntolerance")
+    [missing] = [f for f in contract["findings"] if f["rule"] == "md-data-not-offered"]
+    assert missing["evidence"] == ["AllergyIntolerance"]
+    assert missing["kind"] == "missing-data"
+    assert contract["verdict"] == "insufficient-data"
+    assert contract["verdicts"] == {"ketamine": "insufficient-data",
+                                    "esketamine": "insufficient-data"}
+
+
+def test_without_the_covering_type_both_medication_types_are_missing_data() -> None:
+    contract = not_offered(PatientBuilder("no3"), "MedicationStatement", "MedicationRequest")
+    [missing] = [f for f in contract["findings"] if f["rule"] == "md-data-not-offered"]
+    assert missing["evidence"] == ["MedicationStatement", "MedicationRequest"]
+    assert "info-data-partly-offered" not in rules(contract)
+    assert contract["verdict"] == "insufficient-data"
+
+
+def test_ruleset_v1_reports_a_type_not_offered_as_an_unreadable_record() -> None:
+    contract = not_offered(PatientBuilder("no4"), "MedicationStatement", ruleset="v1")
+    [unread] = [f for f in contract["findings"] if f["rule"] == "md-unreadable-record"]
+    assert unread["evidence"] == ["MedicationStatement"]
+    assert not rules(contract) & {"md-data-not-offered", "info-data-partly-offered"}
+
+
+def test_eligibility_names_the_evidence_types_not_offered() -> None:
+    contract = not_offered(PatientBuilder("no5"), "MedicationStatement", "AllergyIntolerance")
+    missing = contract["eligibility"]["missing"]
+    assert missing[-1] == "not offered by this EHR, so not read: MedicationStatement"
+    assert "MedicationStatement" in contract["eligibility"]["summary"]

@@ -100,6 +100,8 @@ def describe_ruleset(ruleset: Ruleset, settings: Settings) -> RulesetOut:
     rules += [_simple(r, thresholds={"window_days": r.window_days} if r.window_days else None)
               for r in ruleset.observation_required]
     rules.append(_simple(ruleset.unreadable))
+    if ruleset.not_offered is not None:
+        rules += [_simple(ruleset.not_offered.missing), _simple(ruleset.not_offered.partial)]
     return RulesetOut(
         version=ruleset.version,
         sources=dict(ruleset.sources),
