@@ -7,7 +7,9 @@ Every route needs credentials except the few listed in :data:`PUBLIC_ROUTES`
   or ``caller: RequireWrite`` (scope ``ketamine.write``) as a parameter, or
   ``dependencies=[Depends(require_scope("..."))]`` on the router.
 * Clinician pages take the launch cookie: ``launch: RequireSession``, and their data from
-  ``source: PageData``.
+  ``source: PageData``. What must work while the EHR's authorization has lapsed (the session
+  form's draft, its submit, which keeps a draft first) takes ``launch: RequireAppSession``: the
+  cookie and the stored session, no token refresh.
 * CDS services take the CDS client's JWT: ``client: VerifiedCdsClient``.
 
 The app's services (:class:`~service.api.services.AppServices`) come as ``services: Services``.

@@ -271,3 +271,31 @@ async def test_autosave_works_after_the_ehr_ended_the_authorization_and_submit_k
     page = await _form(app_client, query(location)["ctx"])
     assert _value(page, "setting") == "Marker Clinic Qxv"
     assert _value(page, "pre_dose.systolic") == "131"  # the last submit's, not the invalid one
+
+
+async def test_in_redis_a_draft_is_ciphertext_under_a_key_without_ids(
+        settings: Settings, redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    from service.state import make_store
+
+    store = make_store(settings.model_copy(update={"redis_url": redis_url}))
+    drafts = Drafts(settings, store, DRAFT_FIELDS)
+    owner = DraftOwner("https://ehr.example/fhir", "p-redis-77", "sub:n1")
+    await drafts.save(owner, "session:abc:h9", TYPED, ["nausea"])
+    raw = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        names = [n async for n in raw.scan_iter("ketamine:draft*")]
+        assert len(names) == 2 and not any("p-redis-77" in n for n in names)
+        ttl = await raw.ttl(f"ketamine:{drafts.key(owner)}")
+        assert 8 * 3600 < ttl <= 12 * 3600  # the draft's 12 hours, not the session's 8
+        for name in names:
+            value = await raw.get(name)
+            assert value.startswith('{"sealed": ') and not any(m in value for m in MARKERS)
+    finally:
+        await raw.aclose()
+        await store.close()
+    again = make_store(settings.model_copy(update={"redis_url": redis_url}))
+    # Another process without the same KETAMINE_SESSION_KEYS finds it unreadable, not plain.
+    assert await Drafts(settings, again, DRAFT_FIELDS).load(owner) is None
+    await again.close()

@@ -3,7 +3,9 @@ to the chart, and documenting a treatment session (``/app/session``).
 
 Server-rendered (Jinja2), no inline script or style, no CDN: the EHR's network and its
 Content-Security-Policy allow neither. Every page needs the launch cookie (``RequireSession``) and
-every form carries a CSRF token derived from the launch's server-side key. Where the data comes
+every form carries a CSRF token derived from the launch's server-side key. The session form keeps
+a draft on the server (:mod:`service.state.drafts`): app.js autosaves it, a submit keeps it before
+it asks the EHR anything, and the chart having the session deletes it. Where the data comes
 from is the launch's :class:`~service.api.sources.Source` (``PageSourceDep``): the EHR's FHIR
 server, or a demo Bundle.
 """
