@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     cookie_secure: bool = True
     session_ttl_seconds: int = Field(default=8 * 3600, ge=300)
     """How long a clinician's launch stays usable (bounded by the EHR's refresh token)."""
+    draft_ttl_hours: int = Field(default=12, ge=1, le=72)
+    """How long the server keeps a draft of the treatment-session form (encrypted, like the
+    sessions): long enough for a dosing visit and a relaunch, short enough not to hoard PHI."""
     offline_access: bool = False
     """Ask the EHR for ``offline_access`` (a refresh token that outlives the user's EHR session)
     instead of ``online_access``; only where the clinic's policy allows it."""
@@ -170,10 +173,11 @@ class Settings(BaseSettings):
     """Address the metrics port binds to (``0.0.0.0`` for a scraper on the container network)."""
 
     session_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """Fernet keys (comma-separated) that encrypt launch and session state at rest. The first
-    encrypts, every one decrypts: to rotate, put a new key first and drop an old one once
-    ``session_ttl_seconds`` have passed. Required in production; elsewhere a key made at start-up
-    is used when unset (state is then unreadable by other processes)."""
+    """Fernet keys (comma-separated) that encrypt launch and session state and session-form
+    drafts at rest. The first encrypts, every one decrypts: to rotate, put a new key first and
+    drop an old one once ``session_ttl_seconds`` and ``draft_ttl_hours`` have passed. Required
+    in production; elsewhere a key made at start-up is used when unset (state is then unreadable
+    by other processes)."""
 
     # Bounded input, checked before a body is parsed or its sender authenticated
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

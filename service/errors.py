@@ -291,6 +291,9 @@ class SessionExpired(TokenError):
     title = "Session required"
     problem_type = "session"
     page = True
+    draft_kept_for: str | None = None
+    """Set when a draft of the session form is kept on the server ("12 hours"): the page says
+    so, and how to get it back. Never set when none was kept."""
 
 
 def _quote(text: str) -> str:

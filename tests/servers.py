@@ -8,13 +8,17 @@ caught by the test's pytest-timeout.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
-from typing import Any, Self
+from collections.abc import Coroutine
+from typing import Any, Self, TypeVar
 
 import uvicorn
 
 __all__ = ["ThreadServer", "free_port"]
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -32,9 +36,11 @@ class ThreadServer(uvicorn.Server):
         options.setdefault("log_level", "warning")
         super().__init__(uvicorn.Config(app, host="127.0.0.1", port=self.port, **options))
         self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self.run, daemon=True)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
         try:
             await super().startup(sockets)
         finally:
@@ -46,6 +52,11 @@ class ThreadServer(uvicorn.Server):
         if not self.started:
             raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{self.port}")
         return self
+
+    def call(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` on the server's own event loop (its stores' locks belong to it)."""
+        assert self.loop is not None, "not started"
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
 
     def stop(self) -> None:
         self.should_exit = True

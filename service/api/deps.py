@@ -7,7 +7,9 @@ Every route needs credentials except the few listed in :data:`PUBLIC_ROUTES`
   or ``caller: RequireWrite`` (scope ``ketamine.write``) as a parameter, or
   ``dependencies=[Depends(require_scope("..."))]`` on the router.
 * Clinician pages take the launch cookie: ``launch: RequireSession``, and their data from
-  ``source: PageData``.
+  ``source: PageData``. What must work while the EHR's authorization has lapsed (the session
+  form's draft, its submit, which keeps a draft first) takes ``launch: RequireAppSession``: the
+  cookie and the stored session, no token refresh.
 * CDS services take the CDS client's JWT: ``client: VerifiedCdsClient``.
 
 The app's services (:class:`~service.api.services.AppServices`) come as ``services: Services``.
@@ -32,9 +34,10 @@ from service.auth.api_tokens import Caller
 from service.auth.cds_client import CdsCaller, cds_bearer_token
 from service.auth.cookies import browser_id
 from service.auth.scopes import API_SCOPES, SCOPE_SCREEN, SCOPE_WRITE
-from service.auth.session import ActiveLaunch, fresh_session, session_key
+from service.auth.session import ActiveLaunch, SmartSession, fresh_session, session_key
 from service.config import Settings
 from service.errors import BearerError, InputError, SessionExpired
+from service.state.drafts import kept_for
 
 __all__ = [
     "PUBLIC_PREFIXES",
@@ -42,12 +45,14 @@ __all__ = [
     "AppSettings",
     "CurrentCaller",
     "PageSourceDep",
+    "RequireAppSession",
     "RequireScreen",
     "RequireSession",
     "RequireWrite",
     "Services",
     "VerifiedCdsClient",
     "is_public",
+    "note_draft_kept",
     "require_scope",
     "single_valued_query",
 ]
@@ -151,23 +156,54 @@ RequireScreen = Annotated[Caller, Depends(require_scope(SCOPE_SCREEN))]
 RequireWrite = Annotated[Caller, Depends(require_scope(SCOPE_WRITE))]
 
 
-async def current_launch(
-    request: Request,
-    services: Services,
-    ctx: Annotated[str | None, Query(max_length=64, description="launch handle")] = None,
-) -> ActiveLaunch:
+LaunchHandle = Annotated[str | None, Query(max_length=64, description="launch handle")]
+
+
+async def _launch(request: Request, services: Services, ctx: str | None, *,
+                  fresh: bool) -> ActiveLaunch:
     bid = browser_id(request, services.settings)
     if bid is None or not ctx:
         raise SessionExpired("No active launch in this browser; open the app from the EHR.")
     key = session_key(bid, ctx)
-    session = await fresh_session(services.smart, key)
+    try:
+        if fresh:
+            session = await fresh_session(services.smart, key)
+        else:
+            stored = await services.store.get(key)
+            if stored is None:
+                raise SessionExpired("Your session has ended; launch the app again from the EHR.")
+            session = SmartSession.from_json(stored)
+    except SessionExpired as err:
+        await note_draft_kept(services, key, err)
+        raise
     access = access_of(request)
     access.by(session.fhir_user or session.id_token_sub, "user")
     access.patient = session.patient
     return ActiveLaunch(key=key, handle=ctx, session=session)
 
 
+async def note_draft_kept(services: AppServices, key: str, err: SessionExpired) -> None:
+    """Tell the expired page whether (and how long) this launch's session-form draft is kept."""
+    seconds = await services.drafts.kept_seconds(key)
+    if seconds is not None:
+        err.draft_kept_for = kept_for(seconds)
+
+
+async def current_launch(request: Request, services: Services,
+                         ctx: LaunchHandle = None) -> ActiveLaunch:
+    return await _launch(request, services, ctx, fresh=True)
+
+
+async def stored_launch(request: Request, services: Services,
+                        ctx: LaunchHandle = None) -> ActiveLaunch:
+    return await _launch(request, services, ctx, fresh=False)
+
+
 RequireSession = Annotated[ActiveLaunch, Depends(current_launch)]
+RequireAppSession = Annotated[ActiveLaunch, Depends(stored_launch)]
+"""The launch cookie and its session in the store, without asking the EHR for a fresh token:
+for what works while the EHR's authorization has lapsed (saving a draft), and for handlers that
+meet an ended authorization themselves (the session form's submit keeps a draft first)."""
 
 
 def _page_source(services: Services, launch: RequireSession) -> Source:

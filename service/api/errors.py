@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.api.audit import note_error
 from service.api.middleware import PROBLEM_JSON, request_id_of
 from service.api.observe import route_template
-from service.errors import ServiceError, problem_body
+from service.errors import ServiceError, SessionExpired, problem_body
 
 __all__ = ["answer_error", "install_errors", "problem_response"]
 
@@ -47,13 +47,23 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 
 
 def _error_page(err: ServiceError) -> HTMLResponse:
-    """The plain page a clinician sees when a launch fails or the session is gone."""
+    """The plain page a clinician sees when a launch fails or the session is gone; when the
+    session form's draft was kept, it says for how long and how to get it back."""
+    kept = err.draft_kept_for if isinstance(err, SessionExpired) else None
+    if kept:
+        title, heading = "Session ended", "Your session has ended"
+        todo = (f"<p id='draft-kept'>Your draft is kept on this server for {escape(kept)}. "
+                "Launch the app again from the patient's chart to continue; the form will "
+                "reopen with what you typed. Nothing has been written to the chart yet.</p>")
+    else:
+        title, heading = "Launch failed", "The app could not be launched"
+        todo = "<p>Close this window and launch the app again from the patient's chart.</p>"
     body = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<title>Launch failed</title></head><body><h1>The app could not be launched</h1>"
-        f"<p id='problem'>{escape(str(err))}</p>"
-        "<p>Close this window and launch the app again from the patient's chart.</p>"
-        "</body></html>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<link rel='stylesheet' href='/static/app.css'>"
+        f"<title>{title}</title></head><body><main id='main'><h1>{heading}</h1>"
+        f"<p id='problem'>{escape(str(err))}</p>{todo}</main></body></html>"
     )
     return HTMLResponse(body, status_code=err.http_status, headers=err.headers())
 

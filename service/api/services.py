@@ -19,8 +19,10 @@ from service.auth.cds_client import CdsJwtVerifier
 from service.auth.smart import SmartApp
 from service.clients import FhirClients
 from service.config import Settings
+from service.render.session_form import DRAFT_FIELDS
 from service.screening.ruleset import Ruleset
 from service.state import SessionStore, make_store
+from service.state.drafts import Drafts
 
 __all__ = ["AppServices", "build_services", "services_of"]
 
@@ -36,6 +38,7 @@ class AppServices:
     page_source: PageSource
     audit: AuditTrail
     heavy: HeavyWork
+    drafts: Drafts
     ruleset: Ruleset | None = None
     """Set by the lifespan once the maps have loaded (readiness)."""
 
@@ -49,7 +52,8 @@ def build_services(settings: Settings) -> AppServices:
                        cds_jwt=CdsJwtVerifier(settings, store), fhir=fhir,
                        page_source=fhir_pages(settings, fhir),
                        audit=AuditTrail.from_settings(settings, connect=fhir.audit),
-                       heavy=HeavyWork(settings.max_heavy_requests))
+                       heavy=HeavyWork(settings.max_heavy_requests),
+                       drafts=Drafts(settings, store, DRAFT_FIELDS))
 
 
 def services_of(app: FastAPI) -> AppServices:

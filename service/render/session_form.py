@@ -34,6 +34,7 @@ from service.render.session_items import (
 from service.screening.model import Finding
 
 __all__ = [
+    "DRAFT_FIELDS",
     "FIELD_ORDER",
     "NUMBER_FIELDS",
     "NumberField",
@@ -146,6 +147,8 @@ FIELD_ORDER = (
     "vitals_ok_end", "monitoring_minutes", "ready_to_leave", "ready_time", "form")
 """Every field in the order the form shows it (the error summary and the printed form follow
 it)."""
+DRAFT_FIELDS = frozenset({*FIELD_ORDER, "session_id"}) - {"ae", "form"}
+"""What a draft of the form keeps (the adverse-event boxes travel apart, as a list)."""
 _RENAMED = {"pre_dose.at": "pre_dose.time", "at_40_min.at": "at_40_min.time",
             "discharge.at": "discharge.time", "dose_at": "dose_time", "ready_at": "ready_time"}
 

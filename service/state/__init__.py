@@ -1,4 +1,5 @@
-"""Short-lived shared state: pending launches and clinician sessions.
+"""Short-lived shared state: pending launches, clinician sessions and session-form drafts
+(:mod:`service.state.drafts`).
 
 In memory by default; Redis (``KETAMINE_REDIS_URL``) when several replicas must share launches.
 Both stores keep JSON objects under string keys with a time to live, and ``pop`` is atomic so a

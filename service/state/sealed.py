@@ -5,8 +5,9 @@ refresh tokens: whoever reads Redis (a backup, a replica, a debugging session) m
 ciphertext only. Fernet (https://github.com/fernet/spec, from ``cryptography``) is AES-128-CBC
 with an HMAC-SHA256, so a value that was tampered with does not decrypt. ``MultiFernet`` takes
 several keys: the first encrypts, any decrypts. Rotating is: put a new key first in
-``KETAMINE_SESSION_KEYS``, keep the old one until ``KETAMINE_SESSION_TTL_SECONDS`` have passed
-(everything sealed with it has expired by then), then remove it.
+``KETAMINE_SESSION_KEYS``, keep the old one until ``KETAMINE_SESSION_TTL_SECONDS`` and
+``KETAMINE_DRAFT_TTL_HOURS`` have both passed (everything sealed with it has expired by then: the
+sessions and the session-form drafts), then remove it.
 """
 
 from __future__ import annotations

@@ -41,4 +41,46 @@ document.addEventListener("DOMContentLoaded", function () {
     });
     check();
   }
+  // Autosave: what the nurse types is kept on the server (never in the browser) a moment after
+  // each change, so an ended EHR authorization loses nothing. The form works without it: a
+  // failed submit keeps a draft too.
+  var form = document.getElementById("session-form");
+  var status = document.getElementById("draft-status");
+  if (form && status && window.fetch && window.URLSearchParams && window.FormData) {
+    var url = form.getAttribute("data-draft-url");
+    var timer = null;
+    var dirty = false;
+    var show = function (text) { status.hidden = false; status.textContent = text; };
+    var save = function (keepalive) {
+      timer = null;
+      if (!dirty) { return; }
+      dirty = false;
+      fetch(url, {method: "POST", credentials: "same-origin", keepalive: !!keepalive,
+                  body: new URLSearchParams(new FormData(form))})
+        .then(function (answer) {
+          return answer.json().then(function (body) {
+            if (answer.ok && body.saved) {
+              show("Draft saved on this server at " + body.at + "; not yet in the chart.");
+            } else {
+              show("The draft could not be saved; what you typed is still in the form.");
+            }
+          });
+        })
+        .catch(function () {
+          dirty = true;
+          show("The draft could not be saved; what you typed is still in the form.");
+        });
+    };
+    var changed = function () {
+      dirty = true;
+      if (timer) { clearTimeout(timer); }
+      timer = setTimeout(save, 1000);
+    };
+    form.addEventListener("input", changed);
+    form.addEventListener("change", changed);
+    form.addEventListener("submit", function () { if (timer) { clearTimeout(timer); } });
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "hidden" && timer) { clearTimeout(timer); save(true); }
+    });
+  }
 });

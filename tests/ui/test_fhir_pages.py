@@ -235,3 +235,29 @@ async def test_fhir_failure_is_a_readable_page(
     assert 'id="problem"' in page.text and "Traceback" not in page.text
     assert all(c.request.headers["authorization"] == "Bearer clinician-token"
                for c in failing.calls)
+
+
+@integration
+async def test_a_session_saved_to_the_chart_leaves_no_draft_behind(
+        launched: Launched, seeded: Seeded, fhir_base_url: str) -> None:
+    """Autosaved, then saved to HAPI: the next launch opens the screening, not a draft."""
+    client, ctx, ehr = launched.client, launched.ctx, launched.ehr
+    session_id = f"s-{uuid.uuid4().hex[:8]}"
+    form = (await client.get("/app/session", params={"ctx": ctx})).text
+    typed = {**VALID_SESSION, "csrf": csrf_of(form), "session_id": session_id}
+    kept = await client.post("/app/session/draft", params={"ctx": ctx}, data=typed)
+    assert kept.status_code == 200 and kept.json()["saved"] is True
+    saved = await client.post("/app/session", params={"ctx": ctx}, data=typed)
+    assert saved.status_code == 200 and "Treatment session recorded" in saved.text
+    prefix = f"Patient/{seeded.patient}/session/{session_id}"
+    assert count(fhir_base_url, "Observation",
+                 identifier=f"{SESSION_SYSTEM}|{prefix}/session") == 1
+    late = await client.post("/app/session/draft", params={"ctx": ctx}, data=typed)
+    assert late.status_code == 200  # an autosave that was on its way: answered, not kept
+    async with httpx.AsyncClient(timeout=10) as browser:
+        back, _ = await authorize(client, browser, "/launch",
+                                  {"iss": ehr.fhir_base, "launch": ehr.new_launch(seeded.patient)})
+        done = await callback(client, back)
+    assert done.headers["location"].startswith("/app?ctx=")
+    fresh = await client.get("/app/session", params={"ctx": query(done.headers["location"])["ctx"]})
+    assert 'id="draft-note"' not in fresh.text and session_id not in fresh.text

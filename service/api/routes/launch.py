@@ -17,6 +17,7 @@ from service.api.examples import json_example
 from service.auth.client_auth import public_jwks
 from service.auth.cookies import browser_id, ensure_browser_id
 from service.auth.launch import begin_launch, complete_launch
+from service.state.drafts import draft_owner
 
 __all__ = ["api_router", "router"]
 
@@ -68,7 +69,9 @@ async def standalone_launch(request: Request, services: Services,
 
 @router.get("/callback", summary="SMART redirect URI", response_class=RedirectResponse,
             status_code=303, operation_id="completeLaunch", responses={
-                303: {"description": "To the screening page of the launched patient",
+                303: {"description": "To the screening page of the launched patient, or to the "
+                                     "treatment session form when a draft of it is waiting for "
+                                     "this patient and user",
                       "headers": {"Location": {"schema": {"type": "string"},
                                                "example": "/app?ctx=Qm9vdGVk"}}},
                 400: {"description": "Unknown or used state, refused authorization, bad "
@@ -82,9 +85,13 @@ async def callback(request: Request, services: Services, access: AuditAccess,
     server, never sent to the browser) and the browser goes to the app."""
     done = await complete_launch(services.smart, state=state, code=code, error=error,
                                  browser_id=browser_id(request, services.settings))
-    access.by(done.session.fhir_user or done.session.id_token_sub, "user")
-    access.patient = done.session.patient
-    return RedirectResponse(f"/app?ctx={done.handle}", status_code=303)
+    session = done.session
+    access.by(session.fhir_user or session.id_token_sub, "user")
+    access.patient = session.patient
+    # A draft of the session form waiting for this patient and user: straight back to the form.
+    owner = draft_owner(session.iss, session.patient, session.fhir_user, session.id_token_sub)
+    page = "/app/session" if owner and await services.drafts.load(owner) else "/app"
+    return RedirectResponse(f"{page}?ctx={done.handle}", status_code=303)
 
 
 @router.get("/.well-known/jwks.json", summary="This client's public keys (private_key_jwt)",
