@@ -133,6 +133,35 @@ def _scope_refusal(st: ServerState, grant: Grant, request: Request, path: str,
     return check_request(scopes, level, needs)
 
 
+def _drop_uncovered_includes(st: ServerState, grant: Grant, body: bytes) -> bytes:
+    """A searchset's ``_include``d resources need ``r`` on their type; those the scopes do not
+    cover are left out of the page, as a scope-enforcing EHR filters them (each type checked is
+    logged once per page)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict) or data.get("type") != "searchset":
+        return body
+    scopes = grant.scope.split()
+    kept: list[Any] = []
+    seen: dict[str, bool] = {}
+    for entry in data.get("entry") or []:
+        rtype = str((entry.get("resource") or {}).get("resourceType", ""))
+        if (entry.get("search") or {}).get("mode") != "include" or not rtype:
+            kept.append(entry)
+            continue
+        if rtype not in seen:
+            seen[rtype] = covers(scopes, rtype, "r")
+            st.scope_checks.append((rtype, "r", seen[rtype]))
+        if seen[rtype]:
+            kept.append(entry)
+    if all(seen.values()):
+        return body
+    data["entry"] = kept
+    return json.dumps(data).encode()
+
+
 # -- HTTP surface ----------------------------------------------------------------------------
 
 def _build_app(server: SmartTestServer) -> Starlette:
@@ -208,6 +237,8 @@ def _build_app(server: SmartTestServer) -> Starlette:
                 request.method, f"{server.fhir_upstream}/{path}", params=request.query_params,
                 headers=headers, content=content)
         body = upstream.content.replace(server.fhir_upstream.encode(), server.fhir_base.encode())
+        if grant is not None and st.enforce_scopes and upstream.status_code == 200:
+            body = _drop_uncovered_includes(st, grant, body)
         return Response(body, status_code=upstream.status_code,
                         media_type=upstream.headers.get("content-type"))
 

@@ -7,11 +7,10 @@ from service.auth.scopes import backend_scopes, user_scopes
 
 def test_backend_reads_only_unless_writing() -> None:
     read = backend_scopes().split()
-    assert "system/Condition.rs" in read
-    assert not any(s.endswith(".c") for s in read)
+    assert {"system/Condition.rs", "system/Medication.rs", "system/Patient.rs"} <= set(read)
+    assert not any("c" in s.split(".")[1] for s in read)
     write = backend_scopes(write=True).split()
-    assert set(read) < set(write)
-    assert {"system/Observation.c", "system/DetectedIssue.c", "system/Provenance.c",
+    assert {"system/Observation.crs", "system/DetectedIssue.c", "system/Provenance.c",
             "system/Task.c"} <= set(write)
     assert not any("Device" in s for s in write)  # the app is named, not written
 
@@ -37,14 +36,16 @@ def test_a_refresh_token_is_asked_for() -> None:
 
 
 def test_the_treatment_course_writes_are_covered() -> None:
-    """REMS form Tasks (created, then completed by a conditional update), integration Procedures
-    and PHQ-9 QuestionnaireResponses; the backend writes a session's Task with it."""
+    """REMS form Tasks (created, searched, then completed by a conditional update), integration
+    Procedures and PHQ-9 QuestionnaireResponses; the backend writes a session's Task with it.
+    One v2 scope per type, its letters in cruds order."""
     user = user_scopes(standalone=False).split()
-    assert {"patient/Task.rs", "patient/Task.cu", "patient/Procedure.rs", "patient/Procedure.c",
-            "patient/QuestionnaireResponse.c", "patient/Observation.c"} <= set(user)
-    assert len(user) == len(set(user))
+    assert {"patient/Task.cus", "patient/Procedure.cs", "patient/QuestionnaireResponse.c",
+            "patient/Observation.cs", "patient/Patient.r", "patient/Medication.rs"} <= set(user)
+    types = [s.split(".")[0] for s in user if "/" in s and s.startswith("patient/")]
+    assert len(types) == len(set(types))
     v1 = user_scopes(standalone=False, v2=False).split()
     assert {"patient/Task.read", "patient/Task.write", "patient/Procedure.write"} <= set(v1)
     assert len(v1) == len(set(v1))
     assert "system/Task.c" in backend_scopes(write=True).split()
-    assert "system/Task.rs" not in backend_scopes().split()
+    assert not any(s.startswith("system/Task") for s in backend_scopes().split())

@@ -18,6 +18,7 @@ def _needs(method: str, path: str, query: str = "", body: Any = None,
 
 @pytest.mark.parametrize(("method", "path", "query", "needs"), [
     ("GET", "metadata", "", []),
+    ("GET", "", "_getpages=abc&_getpagesoffset=10", []),
     ("GET", "Patient/p1", "", [("Patient", "r")]),
     ("GET", "Patient/p1/_history/2", "", [("Patient", "r")]),
     ("GET", "Condition", "patient=p1", [("Condition", "s")]),
