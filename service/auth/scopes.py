@@ -66,10 +66,14 @@ FEATURES: tuple[Feature, ...] = (
     # a conditional update, PUT Task?identifier=); the course (due list, timeline) is searched.
     Feature("Dosing session and REMS form", "patient",
             (("Observation", "cs"), ("Task", "cus"), ("Procedure", "s"), ("Provenance", "c"))),
-    Feature("Integration session", "patient", (("Procedure", "cs"), ("Provenance", "c"))),
-    # The QuestionnaireResponse and its total score Observation; PHQ-9s are read as Observations.
-    Feature("PHQ-9", "patient",
-            (("QuestionnaireResponse", "c"), ("Observation", "cs"), ("Provenance", "c"))),
+    # The form offers the course's dosing sessions (Observations, their Tasks) to link to.
+    Feature("Integration session", "patient",
+            (("Observation", "s"), ("Task", "s"), ("Procedure", "cs"), ("Provenance", "c"))),
+    # The QuestionnaireResponse and its total score Observation; the timeline reads the course
+    # (PHQ-9 totals are read as Observations).
+    Feature("PHQ-9 and timeline", "patient",
+            (("QuestionnaireResponse", "c"), ("Observation", "cs"), ("Task", "s"),
+             ("Procedure", "s"), ("Provenance", "c"))),
     # Without a user the reads are wider: a population run pages Patient?_count= (Patient s) and
     # Bulk $export needs read on each exported type (https://hl7.org/fhir/uv/bulkdata/), so
     # every type read is asked for with both r and s.

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from service.api.services import services_of
-from service.auth.scopes import user_scopes
+from service.auth.scopes import FEATURES, feature_scopes, user_scopes
 from service.auth.session import SmartSession, session_key
 from service.main import create_app
 from tests.auth.conftest import (  # importing it also allows authlib plain HTTP on 127.0.0.1
@@ -150,7 +150,7 @@ async def _features(app: App) -> dict[str, Used]:
                                                "session_id": session_id})
     assert recorded.status_code == 200 and "Written to the chart (" in recorded.text, \
         recorded.text
-    await step("dosing session", mark)
+    await step("dosing session and REMS form", mark)
 
     mark = len(app.ehr.state.scope_checks)
     printed = await app.page(f"/app/session/{session_id}/print")
@@ -161,7 +161,7 @@ async def _features(app: App) -> dict[str, Used]:
     assert submitted.status_code == 200 and "REMS form marked submitted" in submitted.text, \
         submitted.text
     await app.page("/app/rems")
-    await step("REMS form", mark)
+    await step("dosing session and REMS form", mark)
 
     mark = len(app.ehr.state.scope_checks)
     form = await app.page("/app/integration", follows=session_id)
@@ -184,6 +184,17 @@ async def _features(app: App) -> dict[str, Used]:
     return used
 
 
+STEPS = {"screening": "EHR launch screening", "save to chart": "Save to chart",
+         "dosing session and REMS form": "Dosing session and REMS form",
+         "integration session": "Integration session", "PHQ-9 and timeline": "PHQ-9 and timeline"}
+"""Each step of :func:`_features` and the row of service.auth.scopes.FEATURES it exercises."""
+
+
+def _needs(name: str) -> Used:
+    feature = next(f for f in FEATURES if f.name == name)
+    return asked(" ".join(feature_scopes(feature)))
+
+
 UNUSED: dict[tuple[str, str], str] = {
     ("Medication", "s"): "the Medication?_id= search replaces _include where a server's "
                          "CapabilityStatement lists no _include (HAPI lists it; "
@@ -200,6 +211,13 @@ async def test_every_feature_works_and_the_app_asks_for_exactly_what_it_uses(app
     assert sorted(everything - requested) == [], f"used but not asked for; used: {used}"
     assert sorted(requested - everything) == sorted(UNUSED), \
         f"asked for but never used: {sorted(requested - everything)}; used: {used}"
+    # Each feature, as the README's table lists it: it uses what its row lists (less UNUSED),
+    # and nothing beyond that and the screening reads every page repeats (banner, pre-fill).
+    screening = _needs("EHR launch screening")
+    for step, feature in STEPS.items():
+        own = _needs(feature)
+        assert own - set(UNUSED) <= used[step], (step, sorted(own - used[step]))
+        assert used[step] <= own | screening, (step, sorted(used[step] - own - screening))
 
 
 async def test_a_withheld_write_scope_is_named_and_nothing_is_written(
