@@ -256,3 +256,18 @@ async def test_a_withheld_write_scope_is_named_and_nothing_is_written(
     refused = [(t, i) for t, i, ok in ehr.state.scope_checks[mark:] if not ok]
     assert refused == [("Provenance", "c")]
     assert on_server() == before  # nothing written
+
+
+async def test_the_v1_scopes_cover_every_feature(ehr: SmartTestServer, seeded: Seeded,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An EHR that speaks SMART v1 only (``permission-v1``): the app asks for ``.read`` and
+    ``.write`` scopes, and every feature passes the same enforcement."""
+    monkeypatch.delenv("KETAMINE_DEMO", raising=False)
+    ehr.state.scopes_v1_only = True
+    try:
+        async with launched(ehr, seeded) as app:
+            assert set(app.granted.split()) == set(user_scopes(standalone=False, v2=False).split())
+            used = await _features(app)  # each step asserts every check passed
+    finally:
+        ehr.state.scopes_v1_only = False
+    assert set().union(*used.values()) <= asked(user_scopes(standalone=False, v2=False))
