@@ -271,3 +271,28 @@ async def test_the_v1_scopes_cover_every_feature(ehr: SmartTestServer, seeded: S
     finally:
         ehr.state.scopes_v1_only = False
     assert set().union(*used.values()) <= asked(user_scopes(standalone=False, v2=False))
+
+
+@pytest.mark.parametrize(("withheld", "named"), [
+    ("patient/Condition.s", "scope patient/Condition.s is required for GET Condition"),
+    # The _include'd Medication is left out of the page; the app then asks for it on its own.
+    ("patient/Medication.rs", "scope patient/Medication."),
+])
+async def test_a_withheld_read_scope_is_named_on_the_screening_page(
+        ehr: SmartTestServer, seeded: Seeded, monkeypatch: pytest.MonkeyPatch, withheld: str,
+        named: str) -> None:
+    """A read the grant does not cover: the screen is not shown from partial records; the page
+    names the scope, and says nothing about writing."""
+    monkeypatch.delenv("KETAMINE_DEMO", raising=False)
+    ehr.state.withhold_scopes = {withheld}
+    try:
+        async with launched(ehr, seeded) as app:
+            page = await app.client.get("/app", params={"ctx": app.ctx})
+    finally:
+        ehr.state.withhold_scopes = set()
+    assert page.status_code == 502, page.text
+    problem = re.search(r'<p class="notice" id="problem" role="alert">([^<]+)</p>', page.text)
+    assert problem, page.text
+    assert named in problem.group(1)
+    assert "ask the EHR administrator to grant patient/" in problem.group(1)
+    assert "Nothing was written" not in problem.group(1)
