@@ -3,11 +3,18 @@ and which granted scopes cover it. No HAPI, no network."""
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.auth.conftest import CLIENT_ID
+from tests.auth.flow import authorize, callback
+from tests.auth.smart_grants import Grant
 from tests.auth.smart_scopes import Check, check_request, covers, granted_permissions, needed_checks
+from tests.auth.smart_server import SmartTestServer
 
 
 def _needs(method: str, path: str, query: str = "", body: Any = None,
@@ -117,3 +124,46 @@ def test_a_plain_refusal_names_the_method_and_type() -> None:
     refusal = check_request(["patient/Observation.c"], "patient", needs)
     assert refusal is not None
     assert refusal.diagnostics == "scope patient/Device.c is required for POST Device"
+
+
+# -- The proxy itself (the test EHR without a FHIR upstream: what passes the check answers 404) --
+
+async def test_the_proxy_refuses_before_forwarding_and_logs_each_check(
+        smart_server: SmartTestServer) -> None:
+    token = secrets.token_urlsafe(16)
+    grant = Grant(client_id=CLIENT_ID, scope="launch patient/Observation.rs",
+                  user={"sub": "u", "patient": "p1"})
+    smart_server.state.access_tokens[token] = (time.time() + 60, grant)
+    mark = len(smart_server.state.scope_checks)
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "GET", "url": "Observation?patient=p1"}},
+        {"request": {"method": "POST", "url": "Device"}}]}
+    async with httpx.AsyncClient(base_url=smart_server.fhir_base,
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        allowed = await http.get("/Observation", params={"patient": "p1"})
+        refused = await http.post("", json=bundle)
+        metadata = await http.get("/metadata")
+    assert allowed.status_code == 404  # checked, then sent on (there is no upstream here)
+    assert metadata.status_code == 404
+    assert refused.status_code == 403
+    assert refused.json()["issue"] == [{"severity": "error", "code": "forbidden", "diagnostics": (
+        "scope patient/Device.c is required for POST Device (Bundle entry 1)")}]
+    assert smart_server.state.scope_checks[mark:] == [
+        ("Observation", "s", True), ("Observation", "s", True), ("Device", "c", False)]
+
+
+async def test_withheld_scopes_are_left_out_of_the_grant(
+        app_client: httpx.AsyncClient, browser_http: httpx.AsyncClient,
+        smart_server: SmartTestServer) -> None:
+    smart_server.state.withhold_scopes = {"patient/Provenance.c"}
+    try:
+        cb, asked = await authorize(app_client, browser_http, "/launch", {
+            "iss": smart_server.fhir_base, "launch": smart_server.new_launch("withheld")})
+        done = await callback(app_client, cb)
+    finally:
+        smart_server.state.withhold_scopes = set()
+    assert done.status_code == 303, done.text
+    granted = smart_server.state.refresh_tokens[
+        next(reversed(smart_server.state.refresh_tokens))].scope.split()
+    assert "patient/Provenance.c" in asked["scope"].split()
+    assert set(granted) == set(asked["scope"].split()) - {"patient/Provenance.c"}
