@@ -16,6 +16,8 @@
     │   ├── FhirUnavailable           503 fhir-unavailable 5xx / 429 / connection reset, retried
     │   ├── FhirNotFound              404 fhir-not-found   ``patient`` set when it is the patient
     │   ├── FhirAuthError             502 fhir-auth        401 / 403, with the server's text
+    │   │   └── FhirForbidden         502 fhir-forbidden   403: the granted scopes do not cover
+    │   │                                                  it (``scope``: the one named, if any)
     │   ├── FhirRejected              422 / 502 fhir-rejected  422 when the server rejected content
     │   │                                                  the caller sent (its 400 / 422)
     │   └── FhirProtocolError         502 fhir-protocol    not the FHIR we asked for
@@ -52,6 +54,7 @@ __all__ = [
     "ConfigError",
     "FhirAuthError",
     "FhirError",
+    "FhirForbidden",
     "FhirNotFound",
     "FhirProtocolError",
     "FhirRejected",
@@ -201,6 +204,23 @@ class FhirAuthError(FhirError):
     http_status = 502
     title = "The FHIR server refused our credentials"
     problem_type = "fhir-auth"
+
+
+class FhirForbidden(FhirAuthError):
+    """A 403: the EHR refused an interaction, most often because the scopes the clinic granted
+    do not cover it (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html).
+
+    Still a 502: the clinician cannot fix it, the EHR's administrator can, by granting ``scope``.
+    """
+
+    title = "The EHR refused: a scope is not granted"
+    problem_type = "fhir-forbidden"
+
+    def __init__(self, message: str, *, status: int | None = 403,
+                 scope: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.scope = scope
+        """The scope the server's OperationOutcome names as missing, when it names one."""
 
 
 class FhirRejected(FhirError):

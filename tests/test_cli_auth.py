@@ -79,7 +79,7 @@ def test_backend_services_with_the_configured_key(
     assert "wrote" in capsys.readouterr().err
     tokens = server.state.token_requests[grants:]
     assert [t["grant_type"] for t in tokens] == ["client_credentials"]  # one token, reused
-    assert {"system/Patient.rs", "system/Observation.c"} <= set(tokens[0]["scope"].split())
+    assert {"system/Patient.rs", "system/Observation.crs"} <= set(tokens[0]["scope"].split())
     sent = server.state.fhir_requests[first:]
     assert sent and all(ok for _, path, ok in sent if path != "metadata")
     assert ("POST", "", True) in sent  # the write-back transaction, with a token

@@ -275,7 +275,10 @@ class FhirClient:
         """
         kind = str(bundle.get("type"))
         response = await self.send("POST", "", body=bundle, retry=retry)
-        check_response(response, what=kind)
+        # A refused transaction wrote nothing (it is atomic); a refused batch is refused whole.
+        check_response(response, what=kind, write=(
+            "a FHIR transaction is all or nothing" if kind == "transaction" else
+            "the server refused the whole batch" if _writes(bundle) else ""))
         return json_body(response, what=kind)
 
     async def update(
@@ -284,7 +287,7 @@ class FhirClient:
         """PUT (an update or a conditional update; idempotent, so retried)."""
         response = await self.send("PUT", url, params=params or None, body=resource, retry=True)
         what = f"PUT {url}"
-        check_response(response, what=what)
+        check_response(response, what=what, write="the server refused the update")
         return json_body(response, what=what)
 
     # -- The screening read ----------------------------------------------------------------
@@ -393,3 +396,9 @@ async def _run_all(
 
 def _patient_missing(exc: BaseException) -> bool:
     return isinstance(exc, FhirNotFound) and exc.patient is not None
+
+
+def _writes(bundle: Mapping[str, Any]) -> bool:
+    """Whether a batch holds anything but reads (its refusal then says nothing was written)."""
+    return any(str((entry.get("request") or {}).get("method", "GET")).upper() != "GET"
+               for entry in bundle.get("entry") or [] if isinstance(entry, dict))

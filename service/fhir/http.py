@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ import msgspec
 from service.errors import (
     FhirAuthError,
     FhirError,
+    FhirForbidden,
     FhirNotFound,
     FhirProtocolError,
     FhirRejected,
@@ -47,6 +49,7 @@ __all__ = [
     "RetryPolicy",
     "SendHook",
     "check_response",
+    "forbidden",
     "json_body",
     "outcome_text",
     "retry_after_seconds",
@@ -214,16 +217,41 @@ def outcome_text(response: httpx.Response) -> str:
     return f"{quoted} (and {more} more)" if more > 0 else quoted
 
 
-def check_response(response: httpx.Response, *, what: str) -> None:
+_SCOPE_TOKEN = re.compile(r"\b(?:patient|user|system)/(?:[A-Z][A-Za-z]*|\*)\.[a-z*]+\b")
+"""A SMART scope in an OperationOutcome's text: the one thing taken from it, to name to the user."""
+
+
+def forbidden(response: httpx.Response, *, what: str, write: str = "") -> FhirForbidden:
+    """The error for a 403: names the scope the server's answer names, if it names one, and what
+    to do. ``write``: what was not written ("" for a read), e.g. "a FHIR transaction is atomic"."""
+    text = outcome_text(response)
+    found = _SCOPE_TOKEN.search(text)
+    scope = found.group(0) if found else None
+    message = f"The EHR refused {what} (403): {text}."
+    if write:
+        message += f" Nothing was written: {write}."
+    if scope:
+        message += (f" The app lacks the scope {scope}: ask the EHR administrator to grant "
+                    f"{scope} to this app, then launch it again.")
+    else:
+        message += (" The app may lack a scope it needs: ask the EHR administrator to grant this "
+                    "app every scope its documentation lists, then launch it again.")
+    return FhirForbidden(message, status=403, scope=scope)
+
+
+def check_response(response: httpx.Response, *, what: str, write: str = "") -> None:
     """Raise the service error that a non-2xx answer means; ``what`` names the target for messages.
 
-    ``what`` must carry no PHI: a resource type and id, or an interaction name.
+    ``what`` must carry no PHI: a resource type and id, or an interaction name. ``write`` says
+    why nothing was written when the request was a write (a 403 says so).
     """
     status = response.status_code
     if status < 300:
         return
+    if status == 403:
+        raise forbidden(response, what=what, write=write)
     error: type[FhirError]
-    if status in (401, 403):
+    if status == 401:
         error, message = FhirAuthError, f"FHIR server refused {what} ({status}): "
     elif status in (404, 410):
         error, message = FhirNotFound, f"not found: {what} ({status}): "

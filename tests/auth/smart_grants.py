@@ -119,6 +119,14 @@ class ServerState:
     """False: token responses leave out the id_token even when ``openid`` was granted."""
     refuse_refresh: bool = False
     """True: every refresh is answered ``invalid_grant``."""
+    withhold_scopes: set[str] = field(default_factory=set)
+    """Scopes this EHR drops when it grants (a clinic that grants less than the app asks for); the
+    token response's ``scope`` lists what was granted."""
+    enforce_scopes: bool = True
+    """False: the FHIR proxy checks the token only, as a server that enforces no scopes."""
+    scope_checks: list[tuple[str, str, bool]] = field(default_factory=list)
+    """(resource type, interaction letter, covered) for every check the FHIR proxy made, Bundle
+    entries one by one: what the app's features used (tests/auth/smart_scopes.py)."""
 
 
 def build_auth_server(server: SmartTestServer) -> StarletteAuthorizationServer:
@@ -229,6 +237,8 @@ def build_auth_server(server: SmartTestServer) -> StarletteAuthorizationServer:
     def generate_token(grant_type: str, client: Client, user: Any = None, scope: str = "",
                        expires_in: int | None = None,
                        include_refresh_token: bool = True) -> dict[str, Any]:
+        # The clinic's grant: what the app asked for, less what this EHR withholds.
+        scope = " ".join(s for s in scope.split() if s not in st.withhold_scopes)
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": secrets.token_urlsafe(24),
                                  "expires_in": st.access_token_ttl, "scope": scope}
         if user and grant_type != "client_credentials":

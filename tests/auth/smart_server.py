@@ -5,8 +5,9 @@ endpoint with a scripted user (auto-approves as the configured practitioner, pic
 patient), a token endpoint (authorization_code + PKCE S256 required, refresh_token,
 client_credentials; client_secret_basic or private_key_jwt), a JWKS, RS384 id_tokens with
 ``fhirUser``, and a FHIR proxy at ``<base>/fhir`` that checks the bearer token before forwarding to
-an upstream FHIR server (the HAPI sandbox). It also issues API JWTs for the service's own REST API
-(``mint_api_token``; keys at ``/api/jwks``).
+an upstream FHIR server (the HAPI sandbox) and enforces the granted SMART scopes on every request,
+Bundle entries one by one (tests/auth/smart_scopes.py), as a scope-enforcing EHR does. It also
+issues API JWTs for the service's own REST API (``mint_api_token``; keys at ``/api/jwks``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from starlette.routing import Route
 
 from tests.auth.authlib_starlette import StarletteOAuth2Request
 from tests.auth.smart_grants import Client, Grant, ServerState, build_auth_server
+from tests.auth.smart_scopes import Refusal, check_request, covers, needed_checks
 from tests.servers import ThreadServer, free_port
 
 
@@ -114,6 +116,52 @@ class SmartTestServer:
         }
 
 
+def _scope_refusal(st: ServerState, grant: Grant, request: Request, path: str,
+                   content: bytes) -> Refusal | None:
+    """Check the request against the grant's scopes, logging each check in ``st.scope_checks``."""
+    try:
+        body = json.loads(content) if content and request.method == "POST" else None
+    except ValueError:
+        body = None  # not JSON: HAPI answers it; the check is on the URL alone
+    needs = needed_checks(request.method, path, request.url.query, dict(request.headers), body)
+    scopes = grant.scope.split()
+    levels = [s.split("/", 1)[0] for s in scopes if s.startswith(("patient/", "user/", "system/"))]
+    level = levels[0] if levels else ("patient" if grant.user.get("patient") else "system")
+    st.scope_checks.extend((need.rtype, need.interaction, covers(scopes, need.rtype,
+                                                                 need.interaction))
+                           for _, need in needs)
+    return check_request(scopes, level, needs)
+
+
+def _drop_uncovered_includes(st: ServerState, grant: Grant, body: bytes) -> bytes:
+    """A searchset's ``_include``d resources need ``r`` on their type; those the scopes do not
+    cover are left out of the page, as a scope-enforcing EHR filters them (each type checked is
+    logged once per page)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict) or data.get("type") != "searchset":
+        return body
+    scopes = grant.scope.split()
+    kept: list[Any] = []
+    seen: dict[str, bool] = {}
+    for entry in data.get("entry") or []:
+        rtype = str((entry.get("resource") or {}).get("resourceType", ""))
+        if (entry.get("search") or {}).get("mode") != "include" or not rtype:
+            kept.append(entry)
+            continue
+        if rtype not in seen:
+            seen[rtype] = covers(scopes, rtype, "r")
+            st.scope_checks.append((rtype, "r", seen[rtype]))
+        if seen[rtype]:
+            kept.append(entry)
+    if all(seen.values()):
+        return body
+    data["entry"] = kept
+    return json.dumps(data).encode()
+
+
 # -- HTTP surface ----------------------------------------------------------------------------
 
 def _build_app(server: SmartTestServer) -> Starlette:
@@ -171,16 +219,26 @@ def _build_app(server: SmartTestServer) -> Starlette:
             return JSONResponse({"resourceType": "OperationOutcome", "issue": [
                 {"severity": "error", "code": "login", "diagnostics": "bearer token required"}]},
                 status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        content = await request.body()
+        if grant is not None and st.enforce_scopes:
+            refusal = _scope_refusal(st, grant, request, path, content)
+            if refusal is not None:  # nothing is forwarded: nothing is written
+                return JSONResponse({"resourceType": "OperationOutcome", "issue": [
+                    {"severity": "error", "code": "forbidden",
+                     "diagnostics": refusal.diagnostics}]}, status_code=403)
         if server.fhir_upstream is None:
             return JSONResponse({"resourceType": "OperationOutcome", "issue": [
                 {"severity": "error", "code": "not-found"}]}, status_code=404)
         headers = {k: v for k, v in request.headers.items()
-                   if k.lower() in {"accept", "content-type", "prefer", "if-match"}}
+                   if k.lower() in {"accept", "content-type", "prefer", "if-match",
+                                    "if-none-exist"}}
         async with httpx.AsyncClient(timeout=60) as http:
             upstream = await http.request(
                 request.method, f"{server.fhir_upstream}/{path}", params=request.query_params,
-                headers=headers, content=await request.body())
+                headers=headers, content=content)
         body = upstream.content.replace(server.fhir_upstream.encode(), server.fhir_base.encode())
+        if grant is not None and st.enforce_scopes and upstream.status_code == 200:
+            body = _drop_uncovered_includes(st, grant, body)
         return Response(body, status_code=upstream.status_code,
                         media_type=upstream.headers.get("content-type"))
 
@@ -203,5 +261,5 @@ def _build_app(server: SmartTestServer) -> Starlette:
         Route("/authorize", authorize),
         Route("/token", token, methods=["POST"]),
         Route("/ehr", ehr_home),
-        Route("/fhir/{path:path}", fhir_proxy, methods=["GET", "POST", "PUT"]),
+        Route("/fhir/{path:path}", fhir_proxy, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ])

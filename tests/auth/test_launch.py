@@ -16,9 +16,9 @@ from tests.auth.conftest import APP_ORIGIN, CLIENT_ID
 from tests.auth.flow import authorize, callback, query
 from tests.auth.smart_server import SmartTestServer
 
-V2_SCOPES = {"patient/Condition.rs", "patient/MedicationStatement.rs",
-             "patient/MedicationRequest.rs", "patient/AllergyIntolerance.rs",
-             "patient/Observation.rs", "patient/Observation.c", "patient/DetectedIssue.c",
+V2_SCOPES = {"patient/Patient.r", "patient/Condition.s", "patient/MedicationStatement.s",
+             "patient/MedicationRequest.s", "patient/AllergyIntolerance.s",
+             "patient/Observation.cs", "patient/Medication.rs", "patient/DetectedIssue.c",
              "patient/Provenance.c"}
 
 
