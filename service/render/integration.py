@@ -29,7 +29,7 @@ from service.fhir.references import FHIR_ID_GRAMMAR, FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.course_map import course_map
 from service.render.session_items import ModalityCode
-from service.render.writeback import app_agent, provenance_entry
+from service.render.writeback import app_agent, encounter_reference, provenance_entry
 
 __all__ = ["INTEGRATION_SYSTEM", "IntegrationInput", "build_integration_write"]
 
@@ -52,8 +52,10 @@ class IntegrationInput(BaseModel):
                                   description="the dosing session's Observation")]
 
 
-def build_integration_write(session: IntegrationInput, *, now: datetime) -> list[TxEntry]:
-    """The Procedure recording ``session`` and its Provenance."""
+def build_integration_write(session: IntegrationInput, *, now: datetime,
+                            encounter: str | None = None) -> list[TxEntry]:
+    """The Procedure recording ``session`` (in the launch's ``encounter``, when there is one) and
+    its Provenance."""
     codes = course_map().integration
     key = f"Patient/{session.patient_id}/integration/{session.integration_id}"
     recorder = ({"reference": f"Practitioner/{session.practitioner_id}"}
@@ -68,6 +70,7 @@ def build_integration_write(session: IntegrationInput, *, now: datetime) -> list
                              "display": codes.procedure.display}],
                  "text": "Integration session (psychotherapy)"},
         "subject": {"reference": f"Patient/{session.patient_id}"},
+        "encounter": encounter_reference(encounter),
         "performedPeriod": {"start": session.start,
                             "end": session.start + timedelta(minutes=session.minutes)},
         "recorder": recorder,

@@ -36,7 +36,12 @@ from service.fhir.transaction import TxEntry, build_transaction
 from service.render.rems_form import rems_task_entry
 from service.render.session_input import SessionInput, VitalsInput
 from service.render.session_items import CONCOMITANT, ROUTES, VITALS_STEPS
-from service.render.writeback import OBSERVATION_CATEGORY, app_agent, provenance_entry
+from service.render.writeback import (
+    OBSERVATION_CATEGORY,
+    app_agent,
+    encounter_reference,
+    provenance_entry,
+)
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.bundle import Bundle
@@ -86,8 +91,9 @@ def _session(code: str) -> CodeableConcept:
 
 
 class _Builder:
-    def __init__(self, session: SessionInput) -> None:
+    def __init__(self, session: SessionInput, encounter: str | None) -> None:
         self.s = session
+        self.encounter = encounter_reference(encounter)
         self.system = SESSION_SYSTEM
         self.subject = Reference(reference=f"Patient/{session.patient_id}")
         self.performer = ([Reference(reference=f"Practitioner/{session.practitioner_id}")]
@@ -102,7 +108,8 @@ class _Builder:
         value = self.key(item)
         observation = Observation.model_validate({
             "identifier": [{"system": self.system, "value": value}], "status": "final",
-            "subject": self.subject, "performer": self.performer, **fields})
+            "subject": self.subject, "encounter": self.encounter, "performer": self.performer,
+            **fields})
         entry = TxEntry(observation, self.system, value)
         self.members.append(entry)
         return entry
@@ -200,15 +207,17 @@ class _Builder:
         return [session, *members]
 
 
-def build_session_write(session: SessionInput, *, now: datetime | None = None) -> SessionWrite:
-    """The transaction entries recording ``session``, and the warnings to show."""
-    builder = _Builder(session)
+def build_session_write(session: SessionInput, *, now: datetime | None = None,
+                        encounter: str | None = None) -> SessionWrite:
+    """The transaction entries recording ``session``, and the warnings to show; ``encounter``
+    (the launch's Encounter id) goes on every Observation and the REMS form Task."""
+    builder = _Builder(session, encounter)
     observations = builder.build()
     recorded = now or datetime.now(UTC)
     if session.product == "esketamine":
         observations.append(rems_task_entry(session, observations[0], builder.system,
                                             builder.key("rems-form"),
-                                            now=recorded))
+                                            now=recorded, encounter=encounter))
     practitioner = session.practitioner_id
     provenance = provenance_entry(
         builder.key("provenance"), observations, app=app_agent(),

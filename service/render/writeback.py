@@ -54,7 +54,7 @@ from fhir.resources.R4B.reference import Reference
 
 from service import __version__
 from service.fhir.codesystems import CS_SCREENING, IDENTIFIER_BASE, display
-from service.fhir.references import Ref, reference_to
+from service.fhir.references import Ref, reference_to, resource_path
 from service.fhir.transaction import TxEntry, build_transaction
 from service.render.screening_components import eligibility_evidence, screening_components
 from service.screening.model import Finding, ScreeningResult
@@ -68,6 +68,7 @@ __all__ = [
     "ScreeningWrite",
     "app_agent",
     "build_screening_write",
+    "encounter_reference",
     "provenance_entry",
 ]
 
@@ -90,6 +91,12 @@ def _evidence_refs(refs: Sequence[str]) -> list[str]:
 
 def _hash(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def encounter_reference(encounter: str | None) -> dict[str, str] | None:
+    """``{"reference": "Encounter/<id>"}`` for the launch's encounter; None without one (then
+    nothing is written for it)."""
+    return {"reference": resource_path("Encounter", encounter)} if encounter else None
 
 
 def app_agent() -> Reference:
@@ -222,8 +229,10 @@ def build_screening_write(
     versions: Mapping[str, str] | None = None,
     practitioner: str | None = None,
     now: datetime | None = None,
+    encounter: str | None = None,
 ) -> ScreeningWrite:
-    """The resources that record ``result``; ``versions`` is RawPatientData.versions."""
+    """The resources that record ``result``; ``versions`` is RawPatientData.versions;
+    ``encounter`` the launch's Encounter id (the result Observation's ``encounter``)."""
     now = now or datetime.now(UTC)
     key = _screening_key(result, versions or {})
     patient = Reference(reference=reference_to("Patient", result.patient))
@@ -238,6 +247,7 @@ def build_screening_write(
         code=CodeableConcept(coding=[Coding(system=CS_SCREENING, code="screening-result",
                                             display=display(CS_SCREENING, "screening-result"))]),
         subject=patient,
+        encounter=encounter_reference(encounter),
         effectiveDateTime=result.as_of,
         issued=now,
         valueCodeableConcept=CodeableConcept(

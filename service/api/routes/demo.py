@@ -75,6 +75,7 @@ class DemoSource:
     def __init__(self, settings: Settings, launch: ActiveLaunch) -> None:
         self.settings = settings
         self.patient_data = demo_index()[launch.session.patient or ""]
+        self.encounter = launch.session.encounter
 
     def now(self) -> datetime:
         return DEMO_AS_OF
@@ -96,12 +97,12 @@ class DemoSource:
                         first_session=charts.first_session_start(observations))
 
     async def save_screening(self, result: ScreeningResult, raw: RawPatientData) -> Written:
-        write = workflow.preview_screening(result, raw)
+        write = workflow.preview_screening(result, raw, encounter=self.encounter)
         return Written(_entries(write.entries),
                        bundle_json=write.bundle().model_dump_json(indent=2, exclude_none=True))
 
     async def save_session(self, session: SessionInput) -> Written:
-        write = workflow.preview_session(session)
+        write = workflow.preview_session(session, encounter=self.encounter)
         return Written(_entries(write.entries), write.warnings,
                        write.bundle().model_dump_json(indent=2, exclude_none=True))
 
@@ -120,7 +121,8 @@ class DemoSource:
 
     async def save_course(self, item: workflow.CourseWrite, *,
                           task: dict[str, Any] | None = None) -> Written:
-        entries = workflow.preview_course_write(item, task=task)
+        entries = workflow.preview_course_write(item, task=task,
+                                               encounter=self.encounter)
         bundle = build_transaction(entries)
         return Written(_entries(entries),
                        bundle_json=bundle.model_dump_json(indent=2, exclude_none=True))

@@ -36,12 +36,14 @@ from service.render.html import (
     banner,
     eligibility_view,
     group_findings,
+    ordered_first,
     product_verdicts,
     smart_style_css,
 )
 from service.render.phq9 import phq9_outcome
 from service.render.session_form import form_choices, parse_session_form
 from service.render.texts import VERDICTS, limits_line
+from service.workflow import order_products
 
 __all__ = ["csrf_ok", "page_banner", "problem_page", "render", "router"]
 
@@ -119,7 +121,10 @@ async def screening_page(request: Request, launch: RequireSession, source: PageS
         patient=banner(data.patient, result.patient.removeprefix("Patient/")),
         patient_id=launch.session.patient or "",
         verdict=VERDICTS[result.verdict.label], result=result,
-        verdicts=product_verdicts(result), eligibility=eligibility_view(result),
+        order=launch.session.order,
+        verdicts=ordered_first(product_verdicts(result), order_products(
+            data.raw, launch.session.order, ruleset=result.ruleset)),
+        eligibility=eligibility_view(result),
         limits=limits_line(result.thresholds),
         as_of=result.as_of.isoformat().replace("+00:00", "Z"),
         groups=group_findings(result), problems=data.raw.problems,
