@@ -71,22 +71,24 @@ async def test_hapi_keeps_the_encounter_on_what_the_course_writes(fhir_base_url:
     pid, enc = f"enc-p-{tag}", f"enc-{tag}"
     async with FhirClient(fhir_base_url) as fhir:
         await fhir.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": {"resourceType": "Patient", "id": pid},
+            {"fullUrl": f"{fhir_base_url}/Patient/{pid}",
+             "resource": {"resourceType": "Patient", "id": pid},
              "request": {"method": "PUT", "url": f"Patient/{pid}"}},
-            {"resource": {"resourceType": "Encounter", "id": enc, "status": "in-progress",
+            {"fullUrl": f"{fhir_base_url}/Encounter/{enc}",
+             "resource": {"resourceType": "Encounter", "id": enc, "status": "in-progress",
                           "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
                                     "code": "AMB"},
                           "subject": {"reference": f"Patient/{pid}"}},
              "request": {"method": "PUT", "url": f"Encounter/{enc}"}}]}, retry=False)
-        session = SessionInput.model_validate(session_body(patient_id=pid,
-                                                           product="esketamine"))
+        session = SessionInput.model_validate(session_body(
+            patient_id=pid, practitioner_id=None, product="esketamine"))
         done = await write_session(fhir, session, encounter=enc)
         await write_course(fhir, _phq9(pid), encounter=enc)
         await write_course(fhir, _integration(pid, follows=done.result.locations[0]),
                            encounter=enc)
-        await write_screening(fhir, result(pid, {"condition": "Condition/c1",
-                                                 "medication": "MedicationStatement/m1",
-                                                 "bp": "Observation/b1"}), encounter=enc)
+        # Evidence must exist on HAPI: the session's Observation stands in for every record.
+        evidence = done.result.locations[0]
+        await write_screening(fhir, result(pid, dict.fromkeys(REFS, evidence)), encounter=enc)
         found: dict[str, int] = {}
         for kind in ("Observation", "Task", "Procedure", "QuestionnaireResponse"):
             matches = await fhir.search_json(kind, [("encounter", f"Encounter/{enc}")])
