@@ -397,10 +397,11 @@ async def session_form_defaults(client: FhirClient, patient_id: str, *, settings
 async def read_history(client: FhirClient, patient_id: str) -> list[dict[str, Any]]:
     """PHQ-9 totals and this app's session BP panels (FhirError when the server fails)."""
     patient = ("patient", f"Patient/{patient_id}")
+    sessions = codesystems.canonical(SESSION_SYSTEM)
     found = await asyncio.gather(
         client.search_json("Observation", [patient, ("code", f"{LOINC}|{PHQ9_TOTAL}")]),
         client.search_json("Observation", [patient, ("code", f"{LOINC}|85354-9"),
-                                           ("identifier", f"{SESSION_SYSTEM}|")]))
+                                           ("identifier", f"{sessions}|")]))
     return [r for matches in found for r in matches]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from service.fhir.codesystems import CS_SCREENING, CS_SESSION
+from service.fhir.codesystems import CS_SCREENING, CS_SESSION, canonical
 from service.render.course_map import course_map
 from service.render.fhir_time import parse_when
 from service.render.session import LOINC, SESSION_SYSTEM
@@ -35,11 +35,11 @@ __all__ = [
 def _searches() -> dict[str, tuple[str, list[tuple[str, str]]]]:
     proc = course_map().integration.procedure
     return {
-        "sessions": ("Observation", [("identifier", f"{SESSION_SYSTEM}|")]),
-        "tasks": ("Task", [("code", f"{CS_SESSION}|{REMS_TASK_CODE}")]),
+        "sessions": ("Observation", [("identifier", f"{canonical(SESSION_SYSTEM)}|")]),
+        "tasks": ("Task", [("code", f"{canonical(CS_SESSION)}|{REMS_TASK_CODE}")]),
         "integrations": ("Procedure", [("code", f"{proc.system}|{proc.code}")]),
         "phq9": ("Observation", [("code", f"{LOINC}|{course_map().phq9.total}")]),
-        "screenings": ("Observation", [("code", f"{CS_SCREENING}|screening-result")]),
+        "screenings": ("Observation", [("code", f"{canonical(CS_SCREENING)}|screening-result")]),
     }
 
 
@@ -192,12 +192,13 @@ class CourseRecords:
 
 def _sessions(observations: Iterable[Mapping[str, Any]]) -> list[SessionRecord]:
     found: dict[str, SessionRecord] = {}
+    system = canonical(SESSION_SYSTEM)
     for obs in observations:
         if obs.get("status") == "entered-in-error":
             continue
         for ident in obs.get("identifier") or []:
             parts = str(ident.get("value", "")).split("/", 4)
-            if ident.get("system") == SESSION_SYSTEM and len(parts) == 5 and \
+            if ident.get("system") == system and len(parts) == 5 and \
                     parts[2] == "session":
                 record = found.setdefault(parts[3], SessionRecord(parts[3]))
                 record.items[parts[4]] = dict(obs)
@@ -208,7 +209,7 @@ def _task(task: Mapping[str, Any]) -> RemsTask:
     session_id = None
     for ident in task.get("identifier") or []:
         parts = str(ident.get("value", "")).split("/")
-        if ident.get("system") == SESSION_SYSTEM and len(parts) == 5:
+        if ident.get("system") == canonical(SESSION_SYSTEM) and len(parts) == 5:
             session_id = parts[3]
     end = parse_when(((task.get("restriction") or {}).get("period") or {}).get("end"))
     return RemsTask(_ref(task), session_id, str(task.get("status", "")),
@@ -225,7 +226,7 @@ def _integration(proc: Mapping[str, Any]) -> IntegrationRecord:
                if str(r.get("reference", "")).startswith("Observation/")]
     return IntegrationRecord(_ref(proc), parse_when(period.get("start")),
                              parse_when(period.get("end")),
-                             category.get("code") if category.get("system") == CS_SESSION
+                             category.get("code") if category.get("system") == canonical(CS_SESSION)
                              else None, performer, reasons[0] if reasons else None,
                              bool(proc.get("note")))
 

@@ -24,7 +24,7 @@ from typing import Annotated
 from fhir.resources.R4B.procedure import Procedure
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from service.fhir.codesystems import CS_SESSION, IDENTIFIER_BASE, display
+from service.fhir.codesystems import CS_SESSION, IDENTIFIER_BASE, canonical, display
 from service.fhir.references import FHIR_ID_GRAMMAR, FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.course_map import course_map
@@ -60,10 +60,11 @@ def build_integration_write(session: IntegrationInput, *, now: datetime,
     key = f"Patient/{session.patient_id}/integration/{session.integration_id}"
     recorder = ({"reference": f"Practitioner/{session.practitioner_id}"}
                 if session.practitioner_id else None)
+    system = canonical(INTEGRATION_SYSTEM)
     procedure = Procedure.model_validate({
-        "identifier": [{"system": INTEGRATION_SYSTEM, "value": key}],
+        "identifier": [{"system": system, "value": key}],
         "status": "completed",
-        "category": {"coding": [{"system": CS_SESSION, "code": session.modality,
+        "category": {"coding": [{"system": canonical(CS_SESSION), "code": session.modality,
                                  "display": display(CS_SESSION, session.modality)}],
                      "text": display(CS_SESSION, session.modality)},
         "code": {"coding": [{"system": codes.procedure.system, "code": codes.procedure.code,
@@ -78,7 +79,7 @@ def build_integration_write(session: IntegrationInput, *, now: datetime,
         "reasonReference": [{"reference": session.follows, "display": "Dosing session"}],
         "note": [{"text": session.note}] if session.note else None,
     })
-    entry = TxEntry(procedure, INTEGRATION_SYSTEM, key)
+    entry = TxEntry(procedure, system, key)
     provenance = provenance_entry(
         f"{key}/provenance", [entry], app=app_agent(),
         app_role="assembler" if session.practitioner_id else "author",

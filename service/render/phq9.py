@@ -24,7 +24,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from service.fhir.codesystems import IDENTIFIER_BASE
+from service.fhir.codesystems import IDENTIFIER_BASE, canonical
 from service.fhir.references import FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.course_map import course_map
@@ -65,11 +65,12 @@ def build_phq9_write(phq9: Phq9Input, *, now: datetime,
     spec = course_map().phq9
     by_score = {a.score: a for a in spec.answers}
     key = f"Patient/{phq9.patient_id}/phq9/{phq9.response_id}"
+    system = canonical(PHQ9_SYSTEM)
     subject = {"reference": f"Patient/{phq9.patient_id}"}
     author = ({"reference": f"Practitioner/{phq9.practitioner_id}"}
               if phq9.practitioner_id else None)
     response = QuestionnaireResponse.model_validate({
-        "identifier": {"system": PHQ9_SYSTEM, "value": key},
+        "identifier": {"system": system, "value": key},
         "questionnaire": spec.questionnaire, "status": "completed", "subject": subject,
         "encounter": in_encounter, "authored": phq9.answered_at, "author": author,
         "item": [*({"linkId": item.code, "text": item.text, "answer": [{"valueCoding": {
@@ -78,9 +79,9 @@ def build_phq9_write(phq9: Phq9Input, *, now: datetime,
             {"linkId": spec.total, "text": "Patient Health Questionnaire 9 item total score",
              "answer": [{"valueInteger": phq9.total}]}],
     })
-    response_entry = TxEntry(response, PHQ9_SYSTEM, key)
+    response_entry = TxEntry(response, system, key)
     total = Observation.model_validate({
-        "identifier": [{"system": PHQ9_SYSTEM, "value": f"{key}/total"}],
+        "identifier": [{"system": system, "value": f"{key}/total"}],
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey",
                                   "display": "Survey"}]}],
@@ -92,7 +93,7 @@ def build_phq9_write(phq9: Phq9Input, *, now: datetime,
         "performer": [author] if author else None, "valueInteger": phq9.total,
         "derivedFrom": [response_entry.reference()],
     })
-    total_entry = TxEntry(total, PHQ9_SYSTEM, f"{key}/total")
+    total_entry = TxEntry(total, system, f"{key}/total")
     provenance = provenance_entry(
         f"{key}/provenance", [response_entry, total_entry], app=app_agent(),
         app_role="assembler" if phq9.practitioner_id else "author",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fhir.resources.R4B.task import Task
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.fhir.codesystems import CS_SESSION, display
+from service.fhir.codesystems import CS_SESSION, canonical, display
 from service.fhir.references import FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.fhir_time import parse_when
@@ -48,7 +48,7 @@ def due_date(dose_at: datetime) -> date:
 
 
 def _code() -> dict[str, Any]:
-    return {"coding": [{"system": CS_SESSION, "code": REMS_TASK_CODE,
+    return {"coding": [{"system": canonical(CS_SESSION), "code": REMS_TASK_CODE,
                         "display": display(CS_SESSION, REMS_TASK_CODE)}]}
 
 

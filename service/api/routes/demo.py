@@ -29,6 +29,7 @@ from service.auth.cookies import ensure_browser_id
 from service.auth.session import ActiveLaunch, SmartSession, session_key
 from service.config import Settings
 from service.demo import demo_patients
+from service.fhir.codesystems import BASE, canonical_base
 from service.fhir.transaction import TxEntry, build_transaction
 from service.render import charts
 from service.render.course_read import CourseRecords, read_course_records, split_resources
@@ -80,11 +81,17 @@ class DemoSource:
     def now(self) -> datetime:
         return DEMO_AS_OF
 
+    def _bundle_text(self) -> str:
+        """The demo Bundle, its app-written records moved onto the configured canonical base
+        (the files spell the development default)."""
+        text = self.patient_data.path.read_text(encoding="utf-8")
+        return text.replace(f'"{BASE}/', f'"{canonical_base()}/')
+
     async def patient(self) -> dict[str, Any]:
         return self.patient_data.resource
 
     async def load(self, as_of: datetime | None, *, history: bool) -> PageData:
-        data = json.loads(self.patient_data.path.read_text(encoding="utf-8"))
+        data = json.loads(self._bundle_text())
         result, raw = await workflow.screen_bundle(
             data, source=self.patient_data.path.name, patient_id=self.patient_data.patient_id,
             as_of=as_of or DEMO_AS_OF, settings=self.settings)
@@ -107,7 +114,7 @@ class DemoSource:
                        write.bundle().model_dump_json(indent=2, exclude_none=True))
 
     def _resources(self) -> list[dict[str, Any]]:
-        data = json.loads(self.patient_data.path.read_text(encoding="utf-8"))
+        data = json.loads(self._bundle_text())
         return [e["resource"] for e in data.get("entry", []) if e.get("resource")]
 
     async def course(self) -> CourseRecords:
