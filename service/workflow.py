@@ -41,7 +41,7 @@ from service.fhir.transaction import TransactionResult, TxEntry, build_transacti
 from service.metrics import count_verdicts
 from service.render.cds import cards_for
 from service.render.charts import PHQ9_TOTAL, phq9_points
-from service.render.course_read import COURSE_SEARCHES, CourseRecords, read_course_records
+from service.render.course_read import CourseRecords, course_searches, read_course_records
 from service.render.integration import IntegrationInput, build_integration_write
 from service.render.phq9 import Phq9Input, build_phq9_write
 from service.render.rems_form import SubmissionInput, build_submission_write
@@ -374,10 +374,10 @@ async def read_course(client: FhirClient, patient_id: str) -> CourseRecords:
     """The patient's sessions, REMS form Tasks, integration sessions, PHQ-9 totals and screening
     results (FhirError when the server fails)."""
     patient = ("patient", f"Patient/{patient_id}")
-    names = list(COURSE_SEARCHES)
+    searches = course_searches()
+    names = list(searches)
     results = await asyncio.gather(*(
-        client.search_json(COURSE_SEARCHES[name][0], [patient, *COURSE_SEARCHES[name][1]])
-        for name in names))
+        client.search_json(searches[name][0], [patient, *searches[name][1]]) for name in names))
     found = dict(zip(names, results, strict=True))
     return read_course_records(found, phq9_points(found["phq9"]))
 

@@ -4,7 +4,7 @@ What the app wrote (service.render.session, rems_form, integration, phq9, writeb
 by its identifiers and codes: each dosing session's Observations (identifier
 ``.../session|Patient/<id>/session/<session>/<item>``), the REMS form Tasks, the integration
 Procedures, PHQ-9 totals (LOINC 44261-6, whoever wrote them) and the screening results. The
-searches themselves are service.workflow's (:data:`COURSE_SEARCHES`); nothing here does I/O.
+searches themselves are service.workflow's (:func:`course_searches`); nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ __all__ = [
     "RemsTask",
     "ScreeningRecord",
     "SessionRecord",
+    "course_searches",
     "read_course_records",
     "split_resources",
 ]
 
 
-def _searches() -> dict[str, tuple[str, list[tuple[str, str]]]]:
+def course_searches() -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """What to search (resource type, parameters besides ``patient``) for each part of the
+    course, on the configured canonical base."""
     proc = course_map().integration.procedure
     return {
         "sessions": ("Observation", [("identifier", f"{canonical(SESSION_SYSTEM)}|")]),
@@ -43,8 +46,8 @@ def _searches() -> dict[str, tuple[str, list[tuple[str, str]]]]:
     }
 
 
-COURSE_SEARCHES = _searches()
-"""What to search (resource type, parameters besides ``patient``) for each part of the course."""
+COURSE_SEARCHES = course_searches()
+""":func:`course_searches` on the default canonical base (the names are the same on any)."""
 
 
 def _effective(obs: Mapping[str, Any]) -> datetime | None:
@@ -255,10 +258,11 @@ def read_course_records(found: Mapping[str, list[dict[str, Any]]],
 def split_resources(resources: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Resources already at hand (a demo Bundle) sorted as :data:`COURSE_SEARCHES` would find
     them on a server."""
-    found: dict[str, list[dict[str, Any]]] = {name: [] for name in COURSE_SEARCHES}
+    searches = course_searches()
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in searches}
     for resource in resources:
         kind = resource.get("resourceType")
-        for name, (rtype, params) in COURSE_SEARCHES.items():
+        for name, (rtype, params) in searches.items():
             if kind == rtype and all(_matches(resource, key, value) for key, value in params):
                 found[name].append(dict(resource))
     return found
