@@ -30,6 +30,7 @@ from service.config import ENV_FILE_VARIABLE, Settings, load_settings
 from service.config_report import effective_settings, production_problems
 from service.errors import ConfigError, InputError, ServiceError
 from service.fhir.client import FhirClient
+from service.fhir.codesystems import use_canonical_base
 from service.logs import configure_logging, set_pseudonym_key, uvicorn_log_config
 from service.population import PopulationSummary, Progress, Reporter
 from service.render.report import text_report
@@ -271,6 +272,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         settings = load_settings(args.env_file)
         configure_logging(args.log_level or "WARNING")
         set_pseudonym_key(settings.log_pseudonym_key)
+        use_canonical_base(settings.canonical_base)
         return int(COMMANDS[args.command](args, settings, out or sys.stdout))
     except ServiceError as exc:
         sys.stderr.write(f"ketamine-screen: error: {exc}\n")

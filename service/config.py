@@ -17,6 +17,7 @@ import types
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from annotated_types import Ge, Gt, Le, Lt
 from cryptography.fernet import Fernet
@@ -91,6 +92,14 @@ class Settings(BaseSettings):
     """Serve the built-in demo launcher (``/demo``) that stands in for an EHR (``make demo-ui``)."""
     base_url: str = "http://127.0.0.1:8000"
     """Public URL of this service (CDS Hooks ``aud``, SMART redirect defaults)."""
+
+    # What the app writes to charts
+    canonical_base: str = "http://ketamine-screen.example.org/fhir"
+    """Base URL of the project's identifier systems (``<base>/identifier/...``) and CodeSystems
+    (``<base>/CodeSystem/...``) in everything written to charts. Choose it once, before the
+    first write to real charts: identifiers written under another base no longer match (the
+    README's "Canonical base"). The default is for development and tests; production refuses
+    example and reserved test domains."""
 
     # Screening
     ruleset: Literal["v1", "v2"] = "v2"
@@ -224,6 +233,18 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, dotenv_settings, _SecretFiles(settings_cls))
+
+    @model_validator(mode="after")
+    def _check_canonical_base(self) -> Settings:
+        parts = urlsplit(self.canonical_base)
+        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
+                or parts.fragment or parts.username or parts.password
+                or any(c.isspace() for c in self.canonical_base)):
+            raise ValueError("KETAMINE_CANONICAL_BASE must be an http(s) URL without query, "
+                             "fragment or credentials, e.g. https://screening.example-clinic.ch"
+                             "/fhir")
+        self.canonical_base = self.canonical_base.rstrip("/")
+        return self
 
     @model_validator(mode="after")
     def _check_keys(self) -> Settings:

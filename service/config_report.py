@@ -21,6 +21,7 @@ __all__ = [
     "masked",
     "production_problems",
     "refuse_unsafe_production",
+    "reserved_host",
 ]
 
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "xxx"}
@@ -74,8 +75,35 @@ def _session_keys(settings: Settings) -> Iterator[str]:
                "key made at start-up, which other replicas and restarts cannot read; set one")
 
 
-PRODUCTION_CHECKS: list[Check] = [_secrets, _issuers, _demo, _https, _replicas, _session_keys]
-"""Every production check (the canonical base URL's check belongs here too)."""
+_RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost", "local"})
+"""Top-level names reserved for documentation and testing (RFC 2606, RFC 6761, RFC 6762)."""
+_EXAMPLE_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
+
+
+def reserved_host(host: str) -> bool:
+    """A documentation or test host: example.com/.net/.org and their subdomains, any name with an
+    ``example`` label (``*.example.*``), or a reserved top-level name.
+
+    >>> [reserved_host(h) for h in ("ketamine-screen.example.org", "fhir.example.ch",
+    ...                             "ehr.test", "localhost", "screening.clinic.ch")]
+    [True, True, True, True, False]
+    """
+    labels = host.lower().rstrip(".").split(".")
+    return (".".join(labels[-2:]) in _EXAMPLE_DOMAINS or "example" in labels
+            or labels[-1] in _RESERVED_TLDS)
+
+
+def _canonical_base(settings: Settings) -> Iterator[str]:
+    host = urlsplit(settings.canonical_base).hostname or ""
+    if reserved_host(host):
+        yield (f"KETAMINE_CANONICAL_BASE is on {host}, a reserved example or test domain: "
+               "choose the base of the identifiers written to charts (once: changing it later "
+               "needs a data migration)")
+
+
+PRODUCTION_CHECKS: list[Check] = [_secrets, _issuers, _demo, _https, _replicas, _session_keys,
+                                  _canonical_base]
+"""Every production check."""
 
 
 def production_problems(settings: Settings) -> list[str]:

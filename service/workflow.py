@@ -41,7 +41,7 @@ from service.fhir.transaction import TransactionResult, TxEntry, build_transacti
 from service.metrics import count_verdicts
 from service.render.cds import cards_for
 from service.render.charts import PHQ9_TOTAL, phq9_points
-from service.render.course_read import COURSE_SEARCHES, CourseRecords, read_course_records
+from service.render.course_read import CourseRecords, course_searches, read_course_records
 from service.render.integration import IntegrationInput, build_integration_write
 from service.render.phq9 import Phq9Input, build_phq9_write
 from service.render.rems_form import SubmissionInput, build_submission_write
@@ -68,6 +68,7 @@ __all__ = [
     "cds_cards",
     "demo_screenings",
     "evaluation_time",
+    "order_products",
     "preview_course_write",
     "preview_screening",
     "preview_session",
@@ -266,26 +267,31 @@ def _practitioner_id(practitioner: str | None) -> str | None:
     return ref.id if ref is not None and ref.type == "Practitioner" else None
 
 
-def preview_screening(result: ScreeningResult, raw: RawPatientData) -> ScreeningWrite:
+def preview_screening(result: ScreeningResult, raw: RawPatientData, *,
+                      encounter: str | None = None) -> ScreeningWrite:
     """What :func:`write_screening_result` would send (the demo shows it instead)."""
-    return build_screening_write(result, versions=raw.versions)
+    return build_screening_write(result, versions=raw.versions, encounter=encounter)
 
 
 async def write_screening(client: FhirClient, result: ScreeningResult, *,
                           versions: Mapping[str, str] | None = None,
-                          practitioner: str | None = None) -> TransactionResult:
-    """Write ``result`` back as one transaction; a repeat finds the first write and adds nothing."""
+                          practitioner: str | None = None,
+                          encounter: str | None = None) -> TransactionResult:
+    """Write ``result`` back as one transaction; a repeat finds the first write and adds nothing.
+    ``encounter`` is the launch's Encounter id (None: the result names no encounter)."""
     write = build_screening_write(result, versions=versions,
-                                  practitioner=_practitioner_id(practitioner))
+                                  practitioner=_practitioner_id(practitioner),
+                                  encounter=encounter)
     return await submit(client, write.bundle())
 
 
 async def write_screening_result(client: FhirClient, result: ScreeningResult,
                                  raw: RawPatientData, *,
-                                 practitioner: str | None = None) -> list[str]:
+                                 practitioner: str | None = None,
+                                 encounter: str | None = None) -> list[str]:
     """Write the result back in one idempotent transaction; ``Type/id`` of each resource."""
     written = await write_screening(client, result, versions=raw.versions,
-                                    practitioner=practitioner)
+                                    practitioner=practitioner, encounter=encounter)
     return list(written.locations)
 
 
@@ -302,15 +308,17 @@ def _with_practitioner(session: SessionInput, practitioner: str | None) -> Sessi
     return session
 
 
-def preview_session(session: SessionInput) -> SessionWrite:
+def preview_session(session: SessionInput, *, encounter: str | None = None) -> SessionWrite:
     """What :func:`write_session` would send (the demo shows it instead)."""
-    return build_session_write(session)
+    return build_session_write(session, encounter=encounter)
 
 
 async def write_session(client: FhirClient, session: SessionInput, *,
-                        practitioner: str | None = None) -> SessionWritten:
-    """Write one treatment session as one transaction; sending it again adds nothing."""
-    write = build_session_write(_with_practitioner(session, practitioner))
+                        practitioner: str | None = None,
+                        encounter: str | None = None) -> SessionWritten:
+    """Write one treatment session as one transaction; sending it again adds nothing.
+    ``encounter`` (the launch's) goes on every resource the session writes."""
+    write = build_session_write(_with_practitioner(session, practitioner), encounter=encounter)
     return SessionWritten(await submit(client, write.bundle()), write.warnings)
 
 
@@ -326,15 +334,16 @@ CourseWrite = SubmissionInput | IntegrationInput | Phq9Input
 
 
 def _course_entries(item: CourseWrite, *, task: Mapping[str, Any] | None = None,
-                    now: datetime | None = None) -> list[TxEntry]:
+                    now: datetime | None = None, encounter: str | None = None) -> list[TxEntry]:
     when = now or datetime.now(UTC)
     if isinstance(item, SubmissionInput):
         if task is None:
             raise ValueError("marking a REMS form submitted needs its Task")
         return build_submission_write(task, item, now=when)
     if isinstance(item, IntegrationInput):
-        return build_integration_write(item, now=when)
-    return build_phq9_write(item, now=when)
+        return build_integration_write(item, now=when, encounter=encounter)
+    # A submission completes the Task as it was written: its encounter stays the session's.
+    return build_phq9_write(item, now=when, encounter=encounter)
 
 
 def _authored(item: CourseWrite, practitioner: str | None) -> CourseWrite:
@@ -345,18 +354,19 @@ def _authored(item: CourseWrite, practitioner: str | None) -> CourseWrite:
     return item
 
 
-def preview_course_write(item: CourseWrite, *, task: Mapping[str, Any] | None = None
-                         ) -> list[TxEntry]:
+def preview_course_write(item: CourseWrite, *, task: Mapping[str, Any] | None = None,
+                         encounter: str | None = None) -> list[TxEntry]:
     """What :func:`write_course` would send (the demo shows it instead)."""
-    return _course_entries(item, task=task)
+    return _course_entries(item, task=task, encounter=encounter)
 
 
 async def write_course(client: FhirClient, item: CourseWrite, *,
                        task: Mapping[str, Any] | None = None,
-                       practitioner: str | None = None) -> TransactionResult:
+                       practitioner: str | None = None,
+                       encounter: str | None = None) -> TransactionResult:
     """Write one course item (a REMS form submitted, an integration session, a PHQ-9) as one
-    transaction; sending it again adds nothing."""
-    entries = _course_entries(_authored(item, practitioner), task=task)
+    transaction; sending it again adds nothing. ``encounter``: the launch's Encounter id."""
+    entries = _course_entries(_authored(item, practitioner), task=task, encounter=encounter)
     return await submit(client, build_transaction(entries))
 
 
@@ -364,10 +374,10 @@ async def read_course(client: FhirClient, patient_id: str) -> CourseRecords:
     """The patient's sessions, REMS form Tasks, integration sessions, PHQ-9 totals and screening
     results (FhirError when the server fails)."""
     patient = ("patient", f"Patient/{patient_id}")
-    names = list(COURSE_SEARCHES)
+    searches = course_searches()
+    names = list(searches)
     results = await asyncio.gather(*(
-        client.search_json(COURSE_SEARCHES[name][0], [patient, *COURSE_SEARCHES[name][1]])
-        for name in names))
+        client.search_json(searches[name][0], [patient, *searches[name][1]]) for name in names))
     found = dict(zip(names, results, strict=True))
     return read_course_records(found, phq9_points(found["phq9"]))
 
@@ -387,10 +397,11 @@ async def session_form_defaults(client: FhirClient, patient_id: str, *, settings
 async def read_history(client: FhirClient, patient_id: str) -> list[dict[str, Any]]:
     """PHQ-9 totals and this app's session BP panels (FhirError when the server fails)."""
     patient = ("patient", f"Patient/{patient_id}")
+    sessions = codesystems.canonical(SESSION_SYSTEM)
     found = await asyncio.gather(
         client.search_json("Observation", [patient, ("code", f"{LOINC}|{PHQ9_TOTAL}")]),
         client.search_json("Observation", [patient, ("code", f"{LOINC}|85354-9"),
-                                           ("identifier", f"{SESSION_SYSTEM}|")]))
+                                           ("identifier", f"{sessions}|")]))
     return [r for matches in found for r in matches]
 
 
@@ -406,6 +417,21 @@ class HookCall:
     orders: Mapping[str, Any]
     selections: Sequence[str] | None
     prefetch: Mapping[str, Any] | None
+
+
+def order_products(raw: RawPatientData, order_id: str | None, *, ruleset: str
+                   ) -> tuple[str, ...]:
+    """The products the launch's order (the MedicationRequest in ``fhirContext``) is for, matched
+    as a CDS hook's draft order is; ``()`` when it is not among the records read or is neither
+    ketamine nor esketamine, both when it names both or neither clearly."""
+    if not order_id:
+        return ()
+    order = [r for r in raw.resources
+             if r.get_resource_type() == "MedicationRequest" and r.id == order_id]
+    if not order:
+        return ()
+    return ordered_products(RawPatientData(raw.patient_id, resources=order,
+                                           medications=raw.medications), matcher_for(ruleset))
 
 
 def _ordered_products(call: HookCall, ruleset: str) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from service.fhir.codesystems import use_canonical_base
 from tests.fhir.sandbox_fixture import sandbox_url
 
 FIXTURE_MARKERS = {"fhir_base_url": "integration", "redis_url": "redis"}
@@ -31,6 +32,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.get_closest_marker("timeout") is None and any(
                 item.get_closest_marker(tier) for tier in SERVER_TIERS):
             item.add_marker(pytest.mark.timeout(SERVER_TIER_TIMEOUT))
+
+
+@pytest.fixture(autouse=True)
+def _settings_canonical_base() -> Iterator[None]:
+    """Each test starts on the settings' canonical base: ``create_app`` applies its settings'
+    base process-wide, so an app a test built with another one must not outlive the test."""
+    use_canonical_base(None)
+    yield
+    use_canonical_base(None)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ GOOD_PRODUCTION = {
     "KETAMINE_CLIENT_SECRET": "a-real-secret-of-some-length",
     "KETAMINE_LOG_PSEUDONYM_KEY": "3b9f0c1e6a7d4e2f8a5b0c9d1e2f3a4b",
     "KETAMINE_SESSION_KEYS": "zzkV2AswDA352tDrgR_W1ww04ZXGhj2Fv9HG8LcDiJ4=",
+    "KETAMINE_CANONICAL_BASE": "https://screening.clinic-zurich.ch/fhir",
 }
 
 

@@ -61,12 +61,13 @@ def test_the_app_environment_is_a_valid_configuration() -> None:
         settings = load_settings()
     assert settings.redis_url and settings.metrics_port == 9464 and settings.workers == 1
     # The stop grace period outlasts the drain; production would refuse only the trial's
-    # plain-HTTP parts and its development secrets (the pseudonym key, no session key).
+    # plain-HTTP parts, its development secrets (the pseudonym key, no session key) and the
+    # development canonical base.
     assert int(APP["stop_grace_period"].removesuffix("s")) > settings.shutdown_grace_seconds
     refused = {p.split(" ")[0] for p in production_problems(settings)}
     assert refused <= {"KETAMINE_LOG_PSEUDONYM_KEY", "KETAMINE_ALLOWED_ISSUERS:",
                        "KETAMINE_REDIRECT_URI", "KETAMINE_BASE_URL", "KETAMINE_COOKIE_SECURE",
-                       "KETAMINE_SESSION_KEYS"}
+                       "KETAMINE_SESSION_KEYS", "KETAMINE_CANONICAL_BASE"}
 
 
 def test_numeric_user_in_the_dockerfile_and_compose() -> None:

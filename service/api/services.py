@@ -19,6 +19,7 @@ from service.auth.cds_client import CdsJwtVerifier
 from service.auth.smart import SmartApp
 from service.clients import FhirClients
 from service.config import Settings
+from service.fhir.codesystems import use_canonical_base
 from service.render.session_form import DRAFT_FIELDS
 from service.screening.ruleset import Ruleset
 from service.state import SessionStore, make_store
@@ -44,6 +45,8 @@ class AppServices:
 
 
 def build_services(settings: Settings) -> AppServices:
+    # What the app writes is named on the configured base from the first request on.
+    use_canonical_base(settings.canonical_base)
     store = make_store(settings)
     smart = SmartApp(settings, store)
     fhir = FhirClients(settings, smart)

@@ -126,13 +126,15 @@ class FhirSource:
     async def save_screening(self, result: ScreeningResult, raw: RawPatientData) -> Written:
         async with self._client() as fhir:
             locations = await workflow.write_screening_result(
-                fhir, result, raw, practitioner=self.launch.session.fhir_user)
+                fhir, result, raw, practitioner=self.launch.session.fhir_user,
+                encounter=self.launch.session.encounter)
         return Written(locations)
 
     async def save_session(self, session: SessionInput) -> Written:
         async with self._client() as fhir:
             done = await workflow.write_session(fhir, session,
-                                                practitioner=self.launch.session.fhir_user)
+                                                practitioner=self.launch.session.fhir_user,
+                                                encounter=self.launch.session.encounter)
         return Written(list(done.result.locations), done.warnings)
 
     async def course(self) -> CourseRecords:
@@ -148,7 +150,8 @@ class FhirSource:
                           task: dict[str, Any] | None = None) -> Written:
         async with self._client() as fhir:
             done = await workflow.write_course(fhir, item, task=task,
-                                               practitioner=self.launch.session.fhir_user)
+                                               practitioner=self.launch.session.fhir_user,
+                                               encounter=self.launch.session.encounter)
         return Written(list(done.locations))
 
 

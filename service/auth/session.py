@@ -13,13 +13,14 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncGenerator, Generator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from authlib.integrations.base_client import OAuthError
 
 from service.auth.client_auth import oauth_client
+from service.auth.launch_context import ContextItem, parse_launch_context
 from service.errors import LaunchError, SessionExpired
 from service.fhir.references import is_fhir_id
 from service.logs import pseudonym
@@ -64,6 +65,19 @@ class SmartSession:
     smart_style_url: str | None = None
     id_token_sub: str | None = None
     issued_at: float = 0.0
+    fhir_context: list[dict[str, str]] = field(default_factory=list)
+    """The kept ``fhirContext`` entries (:mod:`service.auth.launch_context`), as JSON."""
+    app_context: str | None = None
+
+    @property
+    def context_items(self) -> tuple[ContextItem, ...]:
+        return tuple(ContextItem(str(e["reference"]), e.get("role")) for e in self.fhir_context)
+
+    @property
+    def order(self) -> str | None:
+        """Id of the MedicationRequest in ``fhirContext``: the order being screened."""
+        return next((i.id for i in self.context_items
+                     if i.type == "MedicationRequest" and i.role is None), None)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,7 +106,14 @@ class SmartSession:
         self.scope = str(token.get("scope") or self.scope)
         self.refresh_token = token.get("refresh_token") or self.refresh_token
         self.patient = _context_id(token, "patient") or self.patient
-        self.encounter = _context_id(token, "encounter") or self.encounter
+        context = parse_launch_context(token)
+        if context is not None:
+            self.fhir_context = [item.to_json() for item in context.items]
+            self.app_context = context.app_context
+        # The encounter parameter wins; an Encounter in fhirContext stands in when it is absent.
+        self.encounter = (_context_id(token, "encounter")
+                          or (context.first("Encounter") if context is not None else None)
+                          or self.encounter)
         if "need_patient_banner" in token:
             self.need_patient_banner = bool(token["need_patient_banner"])
         style = token.get("smart_style_url")

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from service.fhir.codesystems import CS_CDS_OVERRIDE_REASON, CS_SCREENING, display
+from service.fhir.codesystems import CS_CDS_OVERRIDE_REASON, CS_SCREENING, canonical, display
 from service.fhir.prefetch import PREFETCH
 from service.render.texts import ELIGIBILITY, KINDS, PRODUCT_NAMES, card_product, limits_line
 from service.render.writeback import APP_NAME, build_screening_write
@@ -189,7 +189,7 @@ def eligibility_card(result: ScreeningResult, *, hook_instance: str,
         "indicator": "info",
         "detail": "\n".join(lines),
         "source": {"label": f"{APP_NAME} ruleset {result.ruleset}: {e.source}",
-                   "topic": {"system": CS_SCREENING, "code": code,
+                   "topic": {"system": canonical(CS_SCREENING), "code": code,
                              "display": display(CS_SCREENING, code)}},
         "links": _link(base_url, code),
     }
@@ -216,7 +216,7 @@ def cards_for(result: ScreeningResult, *, hook_instance: str, base_url: str,
                               limits if finding.rule in bp_rules else ""),
             "source": {
                 "label": f"{APP_NAME} ruleset {result.ruleset}: {finding.source}",
-                "topic": {"system": CS_SCREENING, "code": finding.kind,
+                "topic": {"system": canonical(CS_SCREENING), "code": finding.kind,
                           "display": display(CS_SCREENING, finding.kind)},
             },
             "links": _link(base_url, finding.rule),
@@ -233,7 +233,7 @@ def cards_for(result: ScreeningResult, *, hook_instance: str, base_url: str,
             }]
             card["selectionBehavior"] = "at-most-one"
         if indicator != "info":
-            card["overrideReasons"] = [{"system": CS_CDS_OVERRIDE_REASON, "code": code,
+            card["overrideReasons"] = [{"system": canonical(CS_CDS_OVERRIDE_REASON), "code": code,
                                         "display": text} for code, text in OVERRIDE_REASONS]
         cards.append(card)
     cards.sort(key=lambda c: order[c["indicator"]])

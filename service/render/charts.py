@@ -17,6 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from service.fhir.codesystems import canonical
 from service.render.phq9 import Outcome
 from service.render.session import SESSION_SYSTEM
 from service.render.session_input import VitalsInput
@@ -371,13 +372,14 @@ def last_session_bp(observations: Iterable[Mapping[str, Any]]) -> list[BpPoint]:
     Session identifiers read ``Patient/<id>/session/<session>/<step>/bp`` (service.render.session).
     """
     sessions: dict[str, dict[str, tuple[datetime | None, float | None, float | None]]] = {}
+    system = canonical(SESSION_SYSTEM)
     for obs in observations:
         loinc = {c for s, c in _codes(obs.get("code")) if s == LOINC}
         if not _counted(obs) or not loinc & BP_PANELS:
             continue
         for ident in obs.get("identifier") or []:
             parts = str(ident.get("value", "")).split("/")
-            if ident.get("system") != SESSION_SYSTEM or len(parts) != 6 or parts[-1] != "bp":
+            if ident.get("system") != system or len(parts) != 6 or parts[-1] != "bp":
                 continue
             sessions.setdefault(parts[3], {})[parts[4]] = (_when(obs), *_panel(obs))
     if not sessions:
@@ -395,8 +397,9 @@ def last_session_bp(observations: Iterable[Mapping[str, Any]]) -> list[BpPoint]:
 def first_session_start(observations: Iterable[Mapping[str, Any]]) -> datetime | None:
     """When this app's first recorded session began (its earliest session BP panel): the PHQ-9
     baseline is the last total before it."""
+    system = canonical(SESSION_SYSTEM)
     times = [_when(obs) for obs in observations if _counted(obs)
-             and any(i.get("system") == SESSION_SYSTEM for i in obs.get("identifier") or [])]
+             and any(i.get("system") == system for i in obs.get("identifier") or [])]
     return min((t for t in times if t is not None), default=None)
 
 

@@ -4,7 +4,7 @@ What the app wrote (service.render.session, rems_form, integration, phq9, writeb
 by its identifiers and codes: each dosing session's Observations (identifier
 ``.../session|Patient/<id>/session/<session>/<item>``), the REMS form Tasks, the integration
 Procedures, PHQ-9 totals (LOINC 44261-6, whoever wrote them) and the screening results. The
-searches themselves are service.workflow's (:data:`COURSE_SEARCHES`); nothing here does I/O.
+searches themselves are service.workflow's (:func:`course_searches`); nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from service.fhir.codesystems import CS_SCREENING, CS_SESSION
+from service.fhir.codesystems import CS_SCREENING, CS_SESSION, canonical
 from service.render.course_map import course_map
 from service.render.fhir_time import parse_when
 from service.render.session import LOINC, SESSION_SYSTEM
@@ -27,24 +27,27 @@ __all__ = [
     "RemsTask",
     "ScreeningRecord",
     "SessionRecord",
+    "course_searches",
     "read_course_records",
     "split_resources",
 ]
 
 
-def _searches() -> dict[str, tuple[str, list[tuple[str, str]]]]:
+def course_searches() -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """What to search (resource type, parameters besides ``patient``) for each part of the
+    course, on the configured canonical base."""
     proc = course_map().integration.procedure
     return {
-        "sessions": ("Observation", [("identifier", f"{SESSION_SYSTEM}|")]),
-        "tasks": ("Task", [("code", f"{CS_SESSION}|{REMS_TASK_CODE}")]),
+        "sessions": ("Observation", [("identifier", f"{canonical(SESSION_SYSTEM)}|")]),
+        "tasks": ("Task", [("code", f"{canonical(CS_SESSION)}|{REMS_TASK_CODE}")]),
         "integrations": ("Procedure", [("code", f"{proc.system}|{proc.code}")]),
         "phq9": ("Observation", [("code", f"{LOINC}|{course_map().phq9.total}")]),
-        "screenings": ("Observation", [("code", f"{CS_SCREENING}|screening-result")]),
+        "screenings": ("Observation", [("code", f"{canonical(CS_SCREENING)}|screening-result")]),
     }
 
 
-COURSE_SEARCHES = _searches()
-"""What to search (resource type, parameters besides ``patient``) for each part of the course."""
+COURSE_SEARCHES = course_searches()
+""":func:`course_searches` on the default canonical base (the names are the same on any)."""
 
 
 def _effective(obs: Mapping[str, Any]) -> datetime | None:
@@ -192,12 +195,13 @@ class CourseRecords:
 
 def _sessions(observations: Iterable[Mapping[str, Any]]) -> list[SessionRecord]:
     found: dict[str, SessionRecord] = {}
+    system = canonical(SESSION_SYSTEM)
     for obs in observations:
         if obs.get("status") == "entered-in-error":
             continue
         for ident in obs.get("identifier") or []:
             parts = str(ident.get("value", "")).split("/", 4)
-            if ident.get("system") == SESSION_SYSTEM and len(parts) == 5 and \
+            if ident.get("system") == system and len(parts) == 5 and \
                     parts[2] == "session":
                 record = found.setdefault(parts[3], SessionRecord(parts[3]))
                 record.items[parts[4]] = dict(obs)
@@ -208,7 +212,7 @@ def _task(task: Mapping[str, Any]) -> RemsTask:
     session_id = None
     for ident in task.get("identifier") or []:
         parts = str(ident.get("value", "")).split("/")
-        if ident.get("system") == SESSION_SYSTEM and len(parts) == 5:
+        if ident.get("system") == canonical(SESSION_SYSTEM) and len(parts) == 5:
             session_id = parts[3]
     end = parse_when(((task.get("restriction") or {}).get("period") or {}).get("end"))
     return RemsTask(_ref(task), session_id, str(task.get("status", "")),
@@ -225,7 +229,7 @@ def _integration(proc: Mapping[str, Any]) -> IntegrationRecord:
                if str(r.get("reference", "")).startswith("Observation/")]
     return IntegrationRecord(_ref(proc), parse_when(period.get("start")),
                              parse_when(period.get("end")),
-                             category.get("code") if category.get("system") == CS_SESSION
+                             category.get("code") if category.get("system") == canonical(CS_SESSION)
                              else None, performer, reasons[0] if reasons else None,
                              bool(proc.get("note")))
 
@@ -254,10 +258,11 @@ def read_course_records(found: Mapping[str, list[dict[str, Any]]],
 def split_resources(resources: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Resources already at hand (a demo Bundle) sorted as :data:`COURSE_SEARCHES` would find
     them on a server."""
-    found: dict[str, list[dict[str, Any]]] = {name: [] for name in COURSE_SEARCHES}
+    searches = course_searches()
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in searches}
     for resource in resources:
         kind = resource.get("resourceType")
-        for name, (rtype, params) in COURSE_SEARCHES.items():
+        for name, (rtype, params) in searches.items():
             if kind == rtype and all(_matches(resource, key, value) for key, value in params):
                 found[name].append(dict(resource))
     return found

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "banner",
     "eligibility_view",
     "group_findings",
+    "ordered_first",
     "product_verdicts",
     "smart_style_css",
 ]
@@ -63,6 +64,8 @@ class ProductVerdict:
     product: str
     name: str
     verdict: VerdictText
+    ordered: bool = False
+    """The product of the order in the launch's context (shown first, highlighted)."""
 
     @property
     def advice(self) -> str:
@@ -121,6 +124,16 @@ def product_verdicts(result: ScreeningResult) -> list[ProductVerdict]:
     side)."""
     return [ProductVerdict(p, PRODUCT_NAMES[p], VERDICTS[result.verdicts[p].label])
             for p in result.products if p in result.verdicts]
+
+
+def ordered_first(verdicts: list[ProductVerdict],
+                  ordered: tuple[str, ...]) -> list[ProductVerdict]:
+    """``verdicts`` with the ordered product's first and marked, when the order names exactly one
+    product; unchanged otherwise (an order for both, or neither clearly, favours neither)."""
+    if len(ordered) != 1:
+        return verdicts
+    marked = [replace(v, ordered=True) if v.product == ordered[0] else v for v in verdicts]
+    return sorted(marked, key=lambda v: not v.ordered)
 
 
 def eligibility_view(result: ScreeningResult) -> EligibilityView | None:

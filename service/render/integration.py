@@ -24,12 +24,12 @@ from typing import Annotated
 from fhir.resources.R4B.procedure import Procedure
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from service.fhir.codesystems import CS_SESSION, IDENTIFIER_BASE, display
+from service.fhir.codesystems import CS_SESSION, IDENTIFIER_BASE, canonical, display
 from service.fhir.references import FHIR_ID_GRAMMAR, FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.course_map import course_map
 from service.render.session_items import ModalityCode
-from service.render.writeback import app_agent, provenance_entry
+from service.render.writeback import app_agent, encounter_reference, provenance_entry
 
 __all__ = ["INTEGRATION_SYSTEM", "IntegrationInput", "build_integration_write"]
 
@@ -52,22 +52,26 @@ class IntegrationInput(BaseModel):
                                   description="the dosing session's Observation")]
 
 
-def build_integration_write(session: IntegrationInput, *, now: datetime) -> list[TxEntry]:
-    """The Procedure recording ``session`` and its Provenance."""
+def build_integration_write(session: IntegrationInput, *, now: datetime,
+                            encounter: str | None = None) -> list[TxEntry]:
+    """The Procedure recording ``session`` (in the launch's ``encounter``, when there is one) and
+    its Provenance."""
     codes = course_map().integration
     key = f"Patient/{session.patient_id}/integration/{session.integration_id}"
     recorder = ({"reference": f"Practitioner/{session.practitioner_id}"}
                 if session.practitioner_id else None)
+    system = canonical(INTEGRATION_SYSTEM)
     procedure = Procedure.model_validate({
-        "identifier": [{"system": INTEGRATION_SYSTEM, "value": key}],
+        "identifier": [{"system": system, "value": key}],
         "status": "completed",
-        "category": {"coding": [{"system": CS_SESSION, "code": session.modality,
+        "category": {"coding": [{"system": canonical(CS_SESSION), "code": session.modality,
                                  "display": display(CS_SESSION, session.modality)}],
                      "text": display(CS_SESSION, session.modality)},
         "code": {"coding": [{"system": codes.procedure.system, "code": codes.procedure.code,
                              "display": codes.procedure.display}],
                  "text": "Integration session (psychotherapy)"},
         "subject": {"reference": f"Patient/{session.patient_id}"},
+        "encounter": encounter_reference(encounter),
         "performedPeriod": {"start": session.start,
                             "end": session.start + timedelta(minutes=session.minutes)},
         "recorder": recorder,
@@ -75,7 +79,7 @@ def build_integration_write(session: IntegrationInput, *, now: datetime) -> list
         "reasonReference": [{"reference": session.follows, "display": "Dosing session"}],
         "note": [{"text": session.note}] if session.note else None,
     })
-    entry = TxEntry(procedure, INTEGRATION_SYSTEM, key)
+    entry = TxEntry(procedure, system, key)
     provenance = provenance_entry(
         f"{key}/provenance", [entry], app=app_agent(),
         app_role="assembler" if session.practitioner_id else "author",

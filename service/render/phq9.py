@@ -24,12 +24,17 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from service.fhir.codesystems import IDENTIFIER_BASE
+from service.fhir.codesystems import IDENTIFIER_BASE, canonical
 from service.fhir.references import FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.course_map import course_map
 from service.render.session import LOINC
-from service.render.writeback import OBSERVATION_CATEGORY, app_agent, provenance_entry
+from service.render.writeback import (
+    OBSERVATION_CATEGORY,
+    app_agent,
+    encounter_reference,
+    provenance_entry,
+)
 
 __all__ = ["PHQ9_SYSTEM", "Outcome", "Phq9Input", "build_phq9_write", "phq9_outcome"]
 
@@ -52,38 +57,43 @@ class Phq9Input(BaseModel):
         return sum(self.answers)
 
 
-def build_phq9_write(phq9: Phq9Input, *, now: datetime) -> list[TxEntry]:
-    """QuestionnaireResponse, total Observation and Provenance for one PHQ-9."""
+def build_phq9_write(phq9: Phq9Input, *, now: datetime,
+                     encounter: str | None = None) -> list[TxEntry]:
+    """QuestionnaireResponse, total Observation and Provenance for one PHQ-9; both carry the
+    launch's ``encounter`` when there is one."""
+    in_encounter = encounter_reference(encounter)
     spec = course_map().phq9
     by_score = {a.score: a for a in spec.answers}
     key = f"Patient/{phq9.patient_id}/phq9/{phq9.response_id}"
+    system = canonical(PHQ9_SYSTEM)
     subject = {"reference": f"Patient/{phq9.patient_id}"}
     author = ({"reference": f"Practitioner/{phq9.practitioner_id}"}
               if phq9.practitioner_id else None)
     response = QuestionnaireResponse.model_validate({
-        "identifier": {"system": PHQ9_SYSTEM, "value": key},
+        "identifier": {"system": system, "value": key},
         "questionnaire": spec.questionnaire, "status": "completed", "subject": subject,
-        "authored": phq9.answered_at, "author": author,
+        "encounter": in_encounter, "authored": phq9.answered_at, "author": author,
         "item": [*({"linkId": item.code, "text": item.text, "answer": [{"valueCoding": {
             "system": LOINC, "code": by_score[score].code, "display": by_score[score].display}}]}
             for item, score in zip(spec.items, phq9.answers, strict=True)),
             {"linkId": spec.total, "text": "Patient Health Questionnaire 9 item total score",
              "answer": [{"valueInteger": phq9.total}]}],
     })
-    response_entry = TxEntry(response, PHQ9_SYSTEM, key)
+    response_entry = TxEntry(response, system, key)
     total = Observation.model_validate({
-        "identifier": [{"system": PHQ9_SYSTEM, "value": f"{key}/total"}],
+        "identifier": [{"system": system, "value": f"{key}/total"}],
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey",
                                   "display": "Survey"}]}],
         "code": {"coding": [{"system": LOINC, "code": spec.total,
                              "display": "Patient Health Questionnaire 9 item (PHQ-9) total "
                                         "score [Reported]"}], "text": "PHQ-9 total score"},
-        "subject": subject, "effectiveDateTime": phq9.answered_at, "issued": now,
+        "subject": subject, "encounter": in_encounter, "effectiveDateTime": phq9.answered_at,
+        "issued": now,
         "performer": [author] if author else None, "valueInteger": phq9.total,
         "derivedFrom": [response_entry.reference()],
     })
-    total_entry = TxEntry(total, PHQ9_SYSTEM, f"{key}/total")
+    total_entry = TxEntry(total, system, f"{key}/total")
     provenance = provenance_entry(
         f"{key}/provenance", [response_entry, total_entry], app=app_agent(),
         app_role="assembler" if phq9.practitioner_id else "author",

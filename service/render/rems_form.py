@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fhir.resources.R4B.task import Task
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.fhir.codesystems import CS_SESSION, display
+from service.fhir.codesystems import CS_SESSION, canonical, display
 from service.fhir.references import FHIR_ID_PATTERN
 from service.fhir.transaction import TxEntry
 from service.render.fhir_time import parse_when
 from service.render.session_items import REMS_SUBMISSION_DAYS, REMS_TASK_CODE
-from service.render.writeback import app_agent, provenance_entry
+from service.render.writeback import app_agent, encounter_reference, provenance_entry
 
 if TYPE_CHECKING:
     from service.render.session_input import SessionInput
@@ -48,12 +48,12 @@ def due_date(dose_at: datetime) -> date:
 
 
 def _code() -> dict[str, Any]:
-    return {"coding": [{"system": CS_SESSION, "code": REMS_TASK_CODE,
+    return {"coding": [{"system": canonical(CS_SESSION), "code": REMS_TASK_CODE,
                         "display": display(CS_SESSION, REMS_TASK_CODE)}]}
 
 
 def rems_task_entry(session: SessionInput, focus: TxEntry, system: str, key: str, *,
-                    now: datetime) -> TxEntry:
+                    now: datetime, encounter: str | None = None) -> TxEntry:
     """The Task (``requested``) that tracks this esketamine session's REMS form."""
     task = Task.model_validate({
         "identifier": [{"system": system, "value": key}],
@@ -61,6 +61,7 @@ def rems_task_entry(session: SessionInput, focus: TxEntry, system: str, key: str
         "description": (f"Submit the Spravato REMS Patient Monitoring Form of the session on "
                         f"{session.dose_at.date().isoformat()}"),
         "focus": focus.reference(), "for": {"reference": f"Patient/{session.patient_id}"},
+        "encounter": encounter_reference(encounter),
         "authoredOn": now, "lastModified": now,
         "requester": ({"reference": f"Practitioner/{session.practitioner_id}"}
                       if session.practitioner_id else None),

@@ -22,7 +22,7 @@ from fhir.resources.R4B.observation import ObservationComponent
 from fhir.resources.R4B.period import Period
 from fhir.resources.R4B.quantity import Quantity
 
-from service.fhir.codesystems import CS_SCREENING, display
+from service.fhir.codesystems import CS_SCREENING, canonical, display
 from service.screening.model import Eligibility, ScreeningResult
 
 __all__ = ["eligibility_evidence", "screening_components", "threshold_code"]
@@ -31,7 +31,7 @@ UCUM = "http://unitsofmeasure.org"
 
 
 def _coding(code: str) -> Coding:
-    return Coding(system=CS_SCREENING, code=code, display=display(CS_SCREENING, code))
+    return Coding(system=canonical(CS_SCREENING), code=code, display=display(CS_SCREENING, code))
 
 
 def _concept(code: str, text: str | None = None) -> CodeableConcept:

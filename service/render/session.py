@@ -31,12 +31,17 @@ from fhir.resources.R4B.period import Period
 from fhir.resources.R4B.quantity import Quantity
 from fhir.resources.R4B.reference import Reference
 
-from service.fhir.codesystems import CS_MOAAS, CS_SESSION, IDENTIFIER_BASE, display
+from service.fhir.codesystems import CS_MOAAS, CS_SESSION, IDENTIFIER_BASE, canonical, display
 from service.fhir.transaction import TxEntry, build_transaction
 from service.render.rems_form import rems_task_entry
 from service.render.session_input import SessionInput, VitalsInput
 from service.render.session_items import CONCOMITANT, ROUTES, VITALS_STEPS
-from service.render.writeback import OBSERVATION_CATEGORY, app_agent, provenance_entry
+from service.render.writeback import (
+    OBSERVATION_CATEGORY,
+    app_agent,
+    encounter_reference,
+    provenance_entry,
+)
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.bundle import Bundle
@@ -82,13 +87,14 @@ def _spo2_code(text: str) -> CodeableConcept:
 
 
 def _session(code: str) -> CodeableConcept:
-    return _cc(CS_SESSION, code, display(CS_SESSION, code))
+    return _cc(canonical(CS_SESSION), code, display(CS_SESSION, code))
 
 
 class _Builder:
-    def __init__(self, session: SessionInput) -> None:
+    def __init__(self, session: SessionInput, encounter: str | None) -> None:
         self.s = session
-        self.system = SESSION_SYSTEM
+        self.encounter = encounter_reference(encounter)
+        self.system = canonical(SESSION_SYSTEM)
         self.subject = Reference(reference=f"Patient/{session.patient_id}")
         self.performer = ([Reference(reference=f"Practitioner/{session.practitioner_id}")]
                           if session.practitioner_id else None)
@@ -102,7 +108,8 @@ class _Builder:
         value = self.key(item)
         observation = Observation.model_validate({
             "identifier": [{"system": self.system, "value": value}], "status": "final",
-            "subject": self.subject, "performer": self.performer, **fields})
+            "subject": self.subject, "encounter": self.encounter, "performer": self.performer,
+            **fields})
         entry = TxEntry(observation, self.system, value)
         self.members.append(entry)
         return entry
@@ -172,14 +179,15 @@ class _Builder:
         self.add("route", category=therapy, code=_session("route"), effectiveDateTime=s.dose_at,
                  valueCodeableConcept=_cc(SNOMED, route.snomed, route.snomed_display, s.route))
         self.add("moaas", category=survey, code=_session("moaas"), effectivePeriod=self.period,
-                 valueCodeableConcept=_cc(CS_MOAAS, str(s.moaas), display(CS_MOAAS, str(s.moaas))))
+                 valueCodeableConcept=_cc(canonical(CS_MOAAS), str(s.moaas),
+                                          display(CS_MOAAS, str(s.moaas))))
         if s.cadss_total is not None:
             self.add("cadss-total", category=survey, code=_session("cadss-total"),
                      effectivePeriod=self.period, valueInteger=s.cadss_total)
         for n, event in enumerate(s.adverse_events, start=1):
             self.add(f"adverse-event/{n}", category=therapy, code=_session("adverse-event"),
                      effectivePeriod=self.period,
-                     valueCodeableConcept=_cc(CS_SESSION, event.code,
+                     valueCodeableConcept=_cc(canonical(CS_SESSION), event.code,
                                               display(CS_SESSION, event.code), event.text))
         # Who monitored may not be who documents: a name, as a display-only reference.
         monitor = [Reference(display=s.monitoring_clinician)] if s.monitoring_clinician else []
@@ -200,15 +208,17 @@ class _Builder:
         return [session, *members]
 
 
-def build_session_write(session: SessionInput, *, now: datetime | None = None) -> SessionWrite:
-    """The transaction entries recording ``session``, and the warnings to show."""
-    builder = _Builder(session)
+def build_session_write(session: SessionInput, *, now: datetime | None = None,
+                        encounter: str | None = None) -> SessionWrite:
+    """The transaction entries recording ``session``, and the warnings to show; ``encounter``
+    (the launch's Encounter id) goes on every Observation and the REMS form Task."""
+    builder = _Builder(session, encounter)
     observations = builder.build()
     recorded = now or datetime.now(UTC)
     if session.product == "esketamine":
         observations.append(rems_task_entry(session, observations[0], builder.system,
                                             builder.key("rems-form"),
-                                            now=recorded))
+                                            now=recorded, encounter=encounter))
     practitioner = session.practitioner_id
     provenance = provenance_entry(
         builder.key("provenance"), observations, app=app_agent(),

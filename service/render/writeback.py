@@ -53,8 +53,8 @@ from fhir.resources.R4B.provenance import Provenance, ProvenanceAgent, Provenanc
 from fhir.resources.R4B.reference import Reference
 
 from service import __version__
-from service.fhir.codesystems import CS_SCREENING, IDENTIFIER_BASE, display
-from service.fhir.references import Ref, reference_to
+from service.fhir.codesystems import CS_SCREENING, canonical, display, identifier_system
+from service.fhir.references import Ref, reference_to, resource_path
 from service.fhir.transaction import TxEntry, build_transaction
 from service.render.screening_components import eligibility_evidence, screening_components
 from service.screening.model import Finding, ScreeningResult
@@ -68,6 +68,7 @@ __all__ = [
     "ScreeningWrite",
     "app_agent",
     "build_screening_write",
+    "encounter_reference",
     "provenance_entry",
 ]
 
@@ -92,10 +93,16 @@ def _hash(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
+def encounter_reference(encounter: str | None) -> dict[str, str] | None:
+    """``{"reference": "Encounter/<id>"}`` for the launch's encounter; None without one (then
+    nothing is written for it)."""
+    return {"reference": resource_path("Encounter", encounter)} if encounter else None
+
+
 def app_agent() -> Reference:
     """The app itself, one identifier per released version: a logical reference, so no resource
     (and no scope to write one) is needed to name it as a Provenance agent or an author."""
-    return Reference(identifier={"system": f"{IDENTIFIER_BASE}/app",
+    return Reference(identifier={"system": identifier_system("app"),
                                  "value": f"{APP_NAME}-{__version__}"},
                      display=f"{APP_NAME} {__version__}")
 
@@ -115,7 +122,7 @@ def provenance_entry(
     """A Provenance for ``targets``, tagged with ``key`` so that it too is created only once.
 
     ``activity`` is the v3-DataOperation code (``CREATE``, or ``UPDATE`` for a status change)."""
-    system = f"{IDENTIFIER_BASE}/provenance"
+    system = identifier_system("provenance")
 
     def agent(who: Reference, role: str) -> ProvenanceAgent:
         return ProvenanceAgent(type=CodeableConcept(coding=[Coding(
@@ -190,12 +197,12 @@ def _mitigation(finding: Finding, practitioner: str | None,
 def _issue(finding: Finding, key: str, patient: Reference, observation: TxEntry,
            as_of: datetime, *, practitioner: str | None,
            now: datetime) -> TxEntry:
-    system = f"{IDENTIFIER_BASE}/detected-issue"
+    system = identifier_system("detected-issue")
     value = f"{key}.{_hash(finding.rule, *finding.evidence)[:16]}"
     if finding.kind == "interaction":
         code = Coding(system=ACT_CODE, code="DRG", display="Drug Interaction Alert")
     else:
-        code = Coding(system=CS_SCREENING, code="contraindication",
+        code = Coding(system=canonical(CS_SCREENING), code="contraindication",
                       display=display(CS_SCREENING, "contraindication"))
     severity = "high" if finding.kind == "contraindication" or finding.severity == "major" \
         else "moderate"
@@ -222,12 +229,14 @@ def build_screening_write(
     versions: Mapping[str, str] | None = None,
     practitioner: str | None = None,
     now: datetime | None = None,
+    encounter: str | None = None,
 ) -> ScreeningWrite:
-    """The resources that record ``result``; ``versions`` is RawPatientData.versions."""
+    """The resources that record ``result``; ``versions`` is RawPatientData.versions;
+    ``encounter`` the launch's Encounter id (the result Observation's ``encounter``)."""
     now = now or datetime.now(UTC)
     key = _screening_key(result, versions or {})
     patient = Reference(reference=reference_to("Patient", result.patient))
-    system = f"{IDENTIFIER_BASE}/screening"
+    system = identifier_system("screening")
     verdict = result.verdict.label
     evidence = _evidence_refs(_all_evidence(result))
     observation = Observation(
@@ -235,13 +244,14 @@ def build_screening_write(
         status="final",
         category=[CodeableConcept(coding=[Coding(system=OBSERVATION_CATEGORY, code="survey",
                                                  display="Survey")])],
-        code=CodeableConcept(coding=[Coding(system=CS_SCREENING, code="screening-result",
+        code=CodeableConcept(coding=[Coding(system=canonical(CS_SCREENING), code="screening-result",
                                             display=display(CS_SCREENING, "screening-result"))]),
         subject=patient,
+        encounter=encounter_reference(encounter),
         effectiveDateTime=result.as_of,
         issued=now,
         valueCodeableConcept=CodeableConcept(
-            coding=[Coding(system=CS_SCREENING, code=verdict,
+            coding=[Coding(system=canonical(CS_SCREENING), code=verdict,
                            display=display(CS_SCREENING, verdict))], text=verdict),
         method=CodeableConcept(text=f"{APP_NAME} ruleset {result.ruleset}"),
         derivedFrom=[Reference(reference=ref) for ref in evidence

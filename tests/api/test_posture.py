@@ -38,7 +38,7 @@ def _production(**changes: Any) -> Settings:
         "allowed_issuers": ["https://ehr.clinic.example/fhir"],
         "client_secret": "a-real-secret-of-some-length",
         "log_pseudonym_key": "3b9f0c1e6a7d4e2f8a5b0c9d1e2f3a4b", "session_keys": [KEY],
-        **changes}
+        "canonical_base": "https://screening.clinic-zurich.ch/fhir", **changes}
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

@@ -29,6 +29,7 @@ from service.auth.cookies import ensure_browser_id
 from service.auth.session import ActiveLaunch, SmartSession, session_key
 from service.config import Settings
 from service.demo import demo_patients
+from service.fhir.codesystems import BASE, canonical_base
 from service.fhir.transaction import TxEntry, build_transaction
 from service.render import charts
 from service.render.course_read import CourseRecords, read_course_records, split_resources
@@ -75,15 +76,22 @@ class DemoSource:
     def __init__(self, settings: Settings, launch: ActiveLaunch) -> None:
         self.settings = settings
         self.patient_data = demo_index()[launch.session.patient or ""]
+        self.encounter = launch.session.encounter
 
     def now(self) -> datetime:
         return DEMO_AS_OF
+
+    def _bundle_text(self) -> str:
+        """The demo Bundle, its app-written records moved onto the configured canonical base
+        (the files spell the development default)."""
+        text = self.patient_data.path.read_text(encoding="utf-8")
+        return text.replace(f'"{BASE}/', f'"{canonical_base()}/')
 
     async def patient(self) -> dict[str, Any]:
         return self.patient_data.resource
 
     async def load(self, as_of: datetime | None, *, history: bool) -> PageData:
-        data = json.loads(self.patient_data.path.read_text(encoding="utf-8"))
+        data = json.loads(self._bundle_text())
         result, raw = await workflow.screen_bundle(
             data, source=self.patient_data.path.name, patient_id=self.patient_data.patient_id,
             as_of=as_of or DEMO_AS_OF, settings=self.settings)
@@ -96,17 +104,17 @@ class DemoSource:
                         first_session=charts.first_session_start(observations))
 
     async def save_screening(self, result: ScreeningResult, raw: RawPatientData) -> Written:
-        write = workflow.preview_screening(result, raw)
+        write = workflow.preview_screening(result, raw, encounter=self.encounter)
         return Written(_entries(write.entries),
                        bundle_json=write.bundle().model_dump_json(indent=2, exclude_none=True))
 
     async def save_session(self, session: SessionInput) -> Written:
-        write = workflow.preview_session(session)
+        write = workflow.preview_session(session, encounter=self.encounter)
         return Written(_entries(write.entries), write.warnings,
                        write.bundle().model_dump_json(indent=2, exclude_none=True))
 
     def _resources(self) -> list[dict[str, Any]]:
-        data = json.loads(self.patient_data.path.read_text(encoding="utf-8"))
+        data = json.loads(self._bundle_text())
         return [e["resource"] for e in data.get("entry", []) if e.get("resource")]
 
     async def course(self) -> CourseRecords:
@@ -120,7 +128,8 @@ class DemoSource:
 
     async def save_course(self, item: workflow.CourseWrite, *,
                           task: dict[str, Any] | None = None) -> Written:
-        entries = workflow.preview_course_write(item, task=task)
+        entries = workflow.preview_course_write(item, task=task,
+                                               encounter=self.encounter)
         bundle = build_transaction(entries)
         return Written(_entries(entries),
                        bundle_json=bundle.model_dump_json(indent=2, exclude_none=True))

@@ -46,6 +46,7 @@ from service.render.html import (
     banner,
     eligibility_view,
     group_findings,
+    ordered_first,
     product_verdicts,
     smart_style_css,
 )
@@ -53,6 +54,7 @@ from service.render.phq9 import phq9_outcome
 from service.render.session_form import form_choices, parse_session_form
 from service.render.texts import VERDICTS, limits_line
 from service.state.drafts import Draft, DraftOwner, draft_owner, kept_for
+from service.workflow import order_products
 
 __all__ = ["csrf_ok", "draft_time", "page_banner", "problem_page", "render", "router"]
 
@@ -131,7 +133,10 @@ async def screening_page(request: Request, launch: RequireSession, source: PageS
         patient=banner(data.patient, result.patient.removeprefix("Patient/")),
         patient_id=launch.session.patient or "",
         verdict=VERDICTS[result.verdict.label], result=result,
-        verdicts=product_verdicts(result), eligibility=eligibility_view(result),
+        order=launch.session.order,
+        verdicts=ordered_first(product_verdicts(result), order_products(
+            data.raw, launch.session.order, ruleset=result.ruleset)),
+        eligibility=eligibility_view(result),
         limits=limits_line(result.thresholds),
         as_of=result.as_of.isoformat().replace("+00:00", "Z"),
         groups=group_findings(result), problems=data.raw.problems,
