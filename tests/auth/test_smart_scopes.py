@@ -128,8 +128,17 @@ def test_a_plain_refusal_names_the_method_and_type() -> None:
 
 # -- The proxy itself (the test EHR without a FHIR upstream: what passes the check answers 404) --
 
-async def test_the_proxy_refuses_before_forwarding_and_logs_each_check(
-        smart_server: SmartTestServer) -> None:
+async def test_the_proxy_refuses_before_forwarding_and_logs_each_check() -> None:
+    # Its own server: the shared one can still be answering a request an earlier test left
+    # behind, and that check would land in the log this test reads.
+    smart_server = SmartTestServer().start()
+    try:
+        await _refuses_before_forwarding(smart_server)
+    finally:
+        smart_server.stop()
+
+
+async def _refuses_before_forwarding(smart_server: SmartTestServer) -> None:
     token = secrets.token_urlsafe(16)
     grant = Grant(client_id=CLIENT_ID, scope="launch patient/Observation.rs",
                   user={"sub": "u", "patient": "p1"})
