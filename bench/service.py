@@ -309,6 +309,8 @@ def service_env(base: str, token_server: SmartTestServer, port: int) -> dict[str
             "KETAMINE_API_AUDIENCE": "ketamine-api",
             "KETAMINE_API_JWKS_URL": f"{token_server.base_url}/api/jwks",
             "KETAMINE_CDS_ALLOWED_ISSUERS": token_server.base_url,
+            "KETAMINE_CDS_JWKS_URLS": json.dumps({token_server.base_url:
+                                                  f"{token_server.base_url}/jwks"}),
             "KETAMINE_FHIR_TIMEOUT_SECONDS": "120", "KETAMINE_FHIR_MAX_RETRIES": "1",
             "AUTHLIB_INSECURE_TRANSPORT": "1"}
 

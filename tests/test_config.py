@@ -4,6 +4,9 @@ exit 2, .env only when named, secrets from files, and what production refuses.""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +197,17 @@ def test_serve_refuses_a_metrics_port_with_several_workers(
     monkeypatch.setenv("KETAMINE_METRICS_PORT", "9464")
     assert run("serve", "--workers", "2")[0] == 2
     assert "KETAMINE_METRICS_PORT needs KETAMINE_WORKERS=1" in capsys.readouterr().err
+
+
+def test_a_bad_value_in_a_fresh_process_is_the_one_line_error_not_a_traceback(
+        tmp_path: Path) -> None:
+    # In-process tests import the service before setting the variable, so they cannot see a
+    # module that reads the settings while it is imported; a fresh process can.
+    env = {**os.environ, "KETAMINE_WORKERS": "0"}
+    env.pop(ENV_FILE_VARIABLE, None)
+    done = subprocess.run([sys.executable, "-m", "service", "check-config"], cwd=tmp_path,
+                          env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                          capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("ketamine-screen: error: configuration: KETAMINE_WORKERS must be an "
+                           "integer, at least 1, at most 64\n")

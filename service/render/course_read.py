@@ -21,7 +21,6 @@ from service.render.session import LOINC, SESSION_SYSTEM
 from service.render.session_items import REMS_TASK_CODE
 
 __all__ = [
-    "COURSE_SEARCHES",
     "CourseRecords",
     "IntegrationRecord",
     "RemsTask",
@@ -44,10 +43,6 @@ def course_searches() -> dict[str, tuple[str, list[tuple[str, str]]]]:
         "phq9": ("Observation", [("code", f"{LOINC}|{course_map().phq9.total}")]),
         "screenings": ("Observation", [("code", f"{canonical(CS_SCREENING)}|screening-result")]),
     }
-
-
-COURSE_SEARCHES = course_searches()
-""":func:`course_searches` on the default canonical base (the names are the same on any)."""
 
 
 def _effective(obs: Mapping[str, Any]) -> datetime | None:
@@ -243,7 +238,7 @@ def _screening(obs: Mapping[str, Any]) -> ScreeningRecord:
 
 def read_course_records(found: Mapping[str, list[dict[str, Any]]],
                         phq9: list[tuple[datetime, float]]) -> CourseRecords:
-    """The records from the JSON each of :data:`COURSE_SEARCHES` matched (and PHQ-9 points)."""
+    """The records from the JSON each of :func:`course_searches` matched (and PHQ-9 points)."""
     tasks = [_task(t) for t in found.get("tasks", []) if t.get("status") != "cancelled"]
     procs = [_integration(p) for p in found.get("integrations", [])
              if p.get("status") not in ("entered-in-error", "not-done")]
@@ -256,7 +251,7 @@ def read_course_records(found: Mapping[str, list[dict[str, Any]]],
 
 
 def split_resources(resources: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Resources already at hand (a demo Bundle) sorted as :data:`COURSE_SEARCHES` would find
+    """Resources already at hand (a demo Bundle) sorted as :func:`course_searches` would find
     them on a server."""
     searches = course_searches()
     found: dict[str, list[dict[str, Any]]] = {name: [] for name in searches}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from pathlib import Path
 from typing import IO, Self
 
@@ -68,6 +69,8 @@ class ServiceProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
+        self._last_lines: deque[bytes] = deque(maxlen=5)
+        """The service's last lines, for the error when it exits before it is ready."""
         self._cwd = tempfile.TemporaryDirectory(prefix="ketamine-service-")
 
     def start(self) -> Self:
@@ -87,8 +90,9 @@ class ServiceProcess:
                          daemon=True).start()
         ready.wait()
         if self.process.poll() is not None:
+            said = b"".join(self._last_lines).decode(errors="replace").strip()
             raise RuntimeError(f"the service exited with {self.process.returncode} "
-                               f"(log: {self.log})")
+                               f"(log: {self.log}); it said: {said}")
         return self
 
     def _relay(self, output: IO[bytes], ready: threading.Event) -> None:
@@ -98,6 +102,7 @@ class ServiceProcess:
         sink = self.log.open("ab") if self.log else None
         try:
             for line in output:
+                self._last_lines.append(line)
                 if sink is not None:
                     sink.write(line)
                     sink.flush()
