@@ -385,13 +385,15 @@ async def _run_all(
 ) -> dict[str, Any]:
     if not concurrent:
         return {name: await job for name, job in jobs.items()}
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = {name: group.create_task(job) for name, job in jobs.items()}
-    except BaseExceptionGroup as failures:
-        # The patient's absence explains every other failure, so it is reported first.
-        raise reported_error(failures, prefer=_patient_missing) from None
-    return {name: task.result() for name, task in tasks.items()}
+    # Every read runs to its end, even after one fails: a TaskGroup would cancel the rest, and
+    # which error was reported would depend on which answer came first. The patient's absence
+    # explains every other failure, so it is reported whenever it is among them.
+    results = await asyncio.gather(*jobs.values(), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise reported_error(BaseExceptionGroup("FHIR reads failed", failures),
+                             prefer=_patient_missing) from None
+    return dict(zip(jobs, results, strict=True))
 
 
 def _patient_missing(exc: BaseException) -> bool:

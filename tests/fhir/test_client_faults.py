@@ -9,6 +9,7 @@ against the HAPI sandbox (test_client_read.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -175,6 +176,31 @@ async def test_unknown_patient_is_not_found(server: respx.MockRouter) -> None:
     assert str(info.value).startswith("patient not found: Patient/nobody")
     assert info.value.status == 404
     assert info.value.patient == "nobody"  # known as an attribute, not read back from the text
+
+
+async def test_an_unknown_patient_is_reported_even_when_a_search_fails_first(
+        server: respx.MockRouter) -> None:
+    # A server without the patient may answer its searches 404 too, and sooner: the patient
+    # read is answered only well after the Condition search has failed (the event loop turns
+    # 100 times; no time passes).
+    failed = asyncio.Event()
+
+    def condition(request: httpx.Request) -> httpx.Response:
+        failed.set()
+        return outcome(404, "HAPI-0000: unknown resource")
+
+    async def patient(request: httpx.Request) -> httpx.Response:
+        await failed.wait()
+        for _ in range(100):
+            await asyncio.sleep(0)
+        return outcome(404, "HAPI-2001: Resource Patient/nobody is not known")
+
+    server["Condition"].side_effect = condition
+    server.get("/Patient/nobody").side_effect = patient
+    with pytest.raises(FhirNotFound) as info:
+        await read("nobody")
+    assert info.value.patient == "nobody"
+    assert str(info.value).startswith("patient not found: Patient/nobody")
 
 
 @pytest.mark.parametrize("status", [401, 403])
