@@ -223,7 +223,8 @@ _SCOPE_TOKEN = re.compile(r"\b(?:patient|user|system)/(?:[A-Z][A-Za-z]*|\*)\.[a-
 
 def forbidden(response: httpx.Response, *, what: str, write: str = "") -> FhirForbidden:
     """The error for a 403: names the scope the server's answer names, if it names one, and what
-    to do. ``write``: what was not written ("" for a read), e.g. "a FHIR transaction is atomic"."""
+    to do. ``write``: why nothing was written ("" for a read), e.g. "a FHIR transaction is all
+    or nothing"."""
     text = outcome_text(response)
     found = _SCOPE_TOKEN.search(text)
     scope = found.group(0) if found else None

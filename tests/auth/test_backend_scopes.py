@@ -18,17 +18,17 @@ from joserfc.jwk import ECKey, RSAKey
 
 from service.auth.scopes import SCOPE_SCREEN, SCOPE_WRITE, backend_scopes
 from service.config import Settings
+from service.fhir.codesystems import identifier_system
 from service.main import create_app
 from tests.auth.conftest import APP_ORIGIN, register_client
 from tests.auth.smart_scopes import granted_permissions
 from tests.auth.smart_server import SmartTestServer
 from tests.builders import AS_OF, PatientBuilder, iso
 from tests.render.test_session import session_body
+from tests.ui.fhir_seed import count, put_resources
 
 pytestmark = pytest.mark.integration
 Used = set[tuple[str, str]]
-FHIR_JSON = {"Content-Type": "application/fhir+json"}
-SCREENING_SYSTEM = "http://ketamine-screen.example.org/fhir/identifier/screening"
 
 UNUSED: dict[tuple[str, str], str] = {
     **{(rtype, "r"): "asked with s for Bulk $export, which needs read on each exported type; "
@@ -65,12 +65,7 @@ def _seed(fhir_base_url: str) -> tuple[str, str]:
                  *patient.resources]
     resources.sort(key=lambda r: r["resourceType"] not in ("Patient", "Practitioner",
                                                            "Medication"))
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": f"{fhir_base_url}/{r['resourceType']}/{r['id']}", "resource": r,
-         "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-        for r in resources]}
-    answer = httpx.post(fhir_base_url, json=bundle, headers=FHIR_JSON, timeout=60)
-    assert answer.status_code == 200, answer.text
+    put_resources(fhir_base_url, resources)
     return patient.pid, f"bk-dr-{tag}"
 
 
@@ -84,13 +79,6 @@ def _app(make_settings: Callable[..., Settings], ehr: SmartTestServer,
 
 def _bearer(ehr: SmartTestServer, scope: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {ehr.mint_api_token(scope=scope)}"}
-
-
-def _count(fhir_base_url: str, kind: str, **params: str) -> int:
-    answer = httpx.get(f"{fhir_base_url}/{kind}", params={**params, "_summary": "count"},
-                       headers={"Cache-Control": "no-cache"}, timeout=60)
-    assert answer.status_code == 200, answer.text
-    return int(answer.json()["total"])
 
 
 async def test_the_backend_uses_what_it_asks_for(
@@ -127,9 +115,9 @@ async def test_a_withheld_backend_write_scope_refuses_the_whole_write_back(
     subject = f"Patient/{pid}"
 
     def on_server() -> tuple[int, int]:
-        return (_count(fhir_base_url, "DetectedIssue", patient=subject),
-                _count(fhir_base_url, "Observation", patient=subject,
-                       identifier=f"{SCREENING_SYSTEM}|"))
+        return (count(fhir_base_url, "DetectedIssue", patient=subject),
+                count(fhir_base_url, "Observation", patient=subject,
+                      identifier=f"{identifier_system('screening')}|"))
 
     before = on_server()
     ehr.state.withhold_scopes = {"system/DetectedIssue.c"}

@@ -79,15 +79,21 @@ def patient_records(pid: str) -> tuple[list[dict[str, Any]], Seeded]:
     return [patient, practitioner, *p.resources], seeded
 
 
-def seed_patient(fhir_base_url: str, pid: str) -> Seeded:
-    """Load :func:`patient_records` with one transaction of PUTs (HAPI wants absolute fullUrls)."""
-    resources, seeded = patient_records(pid)
+def put_resources(fhir_base_url: str, resources: list[dict[str, Any]]) -> None:
+    """PUT ``resources`` in one transaction, in the order given (HAPI wants absolute fullUrls;
+    a referenced resource must come before what points at it)."""
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"fullUrl": f"{fhir_base_url}/{r['resourceType']}/{r['id']}", "resource": r,
          "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
         for r in resources]}
     answer = httpx.post(fhir_base_url, json=bundle, headers=FHIR_JSON, timeout=60)
     assert answer.status_code == 200, answer.text
+
+
+def seed_patient(fhir_base_url: str, pid: str) -> Seeded:
+    """Load :func:`patient_records` with one transaction of PUTs."""
+    resources, seeded = patient_records(pid)
+    put_resources(fhir_base_url, resources)
     return seeded
 
 

@@ -35,7 +35,7 @@ from tests.auth.smart_scopes import granted_permissions
 from tests.auth.smart_server import SmartTestServer
 from tests.builders import PatientBuilder
 from tests.ui.conftest import VALID_SESSION, csrf_of, demo_settings
-from tests.ui.fhir_seed import FHIR_JSON, Seeded, count, seed_patient
+from tests.ui.fhir_seed import Seeded, count, put_resources, seed_patient
 
 pytestmark = pytest.mark.integration
 SCREENING_SYSTEM = "http://ketamine-screen.example.org/fhir/identifier/screening"
@@ -55,12 +55,8 @@ def seeded(fhir_base_url: str) -> Seeded:
     seeded = seed_patient(fhir_base_url, f"scope-{uuid.uuid4().hex[:12]}")
     extra = PatientBuilder(seeded.patient)
     extra.medication("2670", "codeine", request=True, form="referenced")
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": f"{fhir_base_url}/{r['resourceType']}/{r['id']}", "resource": r,
-         "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-        for r in sorted(extra.resources, key=lambda r: r["resourceType"] != "Medication")]}
-    answer = httpx.post(fhir_base_url, json=bundle, headers=FHIR_JSON, timeout=60)
-    assert answer.status_code == 200, answer.text
+    put_resources(fhir_base_url, sorted(extra.resources,
+                                        key=lambda r: r["resourceType"] != "Medication"))
     return seeded
 
 
